@@ -1,0 +1,49 @@
+"""Knowledge packs: ready-made knowledge files shipped inside the package, addressable by name."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+_PACKS = "data/packs"
+_CLASSNAMES = "data/classnames"
+
+
+def _dir(sub: str) -> Path:
+    return Path(str(resources.files("coderclip").joinpath(sub)))
+
+
+def available_packs() -> list[str]:
+    """Names of the shipped knowledge packs (e.g. ``food101``)."""
+    d = _dir(_PACKS)
+    return sorted(p.stem for p in d.glob("*.json")) if d.is_dir() else []
+
+
+def has_pack(name: str) -> bool:
+    return name in available_packs()
+
+
+def pack_path(name: str) -> Path:
+    from .errors import KnowledgeError
+
+    if not has_pack(name):
+        raise KnowledgeError(f"no shipped knowledge pack named {name!r}; available: "
+                             f"{', '.join(available_packs()) or 'none'}")
+    return _dir(_PACKS) / f"{name}.json"
+
+
+def load_pack(name: str):
+    """Load a shipped pack as :class:`~coderclip.knowledge.Knowledge`."""
+    from .knowledge import load_knowledge
+
+    return load_knowledge(pack_path(name))
+
+
+def shipped_class_names(dataset: str) -> list[str]:
+    """A standard dataset's class names in its label order (``data/classnames/<dataset>.txt``)."""
+    from .errors import DatasetError
+
+    path = _dir(_CLASSNAMES) / f"{dataset}.txt"
+    if not path.is_file():
+        raise DatasetError(f"no shipped class list for dataset {dataset!r}")
+    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
