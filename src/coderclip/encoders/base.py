@@ -1,0 +1,102 @@
+"""The encoder interface every backend implements: batches of images or texts in, L2-normalised
+embeddings out."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+
+ImageInput = Image.Image | torch.Tensor
+
+
+class Encoder(abc.ABC):
+    """A CLIP-style dual encoder.
+
+    Subclasses set ``name`` (human-readable), ``identity`` (a string that changes whenever the
+    embeddings could change: architecture, weights fingerprint, precision; used as the cache key),
+    ``embed_dim``, ``device`` and ``dtype``, and implement the two ``_encode_*_batch`` methods.
+    Both public ``encode_*`` methods return float32 tensors ``[N, embed_dim]`` with unit rows, on
+    ``device``.
+    """
+
+    name: str
+    identity: str
+    embed_dim: int
+    device: torch.device
+    dtype: torch.dtype
+    #: PIL image -> preprocessed tensor ``[3, H, W]`` (what ``_encode_image_batch`` expects stacked).
+    preprocess: Callable[[Image.Image], torch.Tensor]
+    #: The tokenizer's fixed context length, if any (informational).
+    context_length: int | None = None
+
+    # ------------------------------------------------------------------ to implement
+    @abc.abstractmethod
+    def _encode_image_batch(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed images ``[B, 3, H, W]`` on ``device`` -> raw (unnormalised) embeddings ``[B, D]``."""
+
+    @abc.abstractmethod
+    def _encode_text_batch(self, texts: list[str]) -> torch.Tensor:
+        """Texts -> raw (unnormalised) embeddings ``[B, D]`` on ``device``."""
+
+    # ------------------------------------------------------------------ public API
+    @torch.inference_mode()
+    def encode_images(self, images: Sequence[ImageInput] | torch.Tensor, batch_size: int = 64,
+                      show_progress_bar: bool = False) -> torch.Tensor:
+        """Embed images given as PIL images, preprocessed tensors ``[3, H, W]`` or one tensor
+        ``[N, 3, H, W]``; returns ``[N, D]`` float32 unit vectors on ``device``."""
+        n = len(images)
+        out = torch.empty(n, self.embed_dim, dtype=torch.float32, device=self.device)
+        for start in _progress(range(0, n, batch_size), show_progress_bar, "images", n, batch_size):
+            chunk = images[start:start + batch_size]
+            if isinstance(chunk, torch.Tensor):
+                pixels = chunk
+            else:
+                pixels = torch.stack([self.preprocess(im) if isinstance(im, Image.Image) else im
+                                      for im in chunk])
+            pixels = pixels.to(self.device, self.dtype, non_blocking=True)
+            out[start:start + len(chunk)] = _normalize(self._encode_image_batch(pixels))
+        return out
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256,
+                     show_progress_bar: bool = False) -> torch.Tensor:
+        """Embed texts; returns ``[N, D]`` float32 unit vectors on ``device``.
+
+        Texts are processed in length-sorted batches so that padding stays small; the output is
+        in the input order.
+        """
+        texts = list(texts)
+        n = len(texts)
+        out = torch.empty(n, self.embed_dim, dtype=torch.float32, device=self.device)
+        order = sorted(range(n), key=lambda i: len(texts[i]))
+        for start in _progress(range(0, n, batch_size), show_progress_bar, "texts", n, batch_size):
+            idx = order[start:start + batch_size]
+            emb = self._encode_text_batch([texts[i] for i in idx])
+            out[torch.as_tensor(idx, device=self.device)] = _normalize(emb)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """What produced the embeddings, for reports."""
+        return {"name": self.name, "identity": self.identity, "embed_dim": self.embed_dim,
+                "device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, dim={self.embed_dim}, device={self.device}, dtype={self.dtype})"
+
+
+def _normalize(x: torch.Tensor) -> torch.Tensor:
+    x = x.float()
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _progress(it, enabled: bool, what: str, n: int, batch_size: int):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, total=(n + batch_size - 1) // batch_size, desc=f"encoding {n} {what}",
+                unit="batch", leave=False)
