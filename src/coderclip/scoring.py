@@ -13,15 +13,9 @@ from collections.abc import Sequence
 
 import torch
 
+from .defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from .errors import ConfigError
 from .textbank import TEXT_TYPES, TextBank
-
-#: Default number of stage-1 candidates the rerank considers (the paper's K).
-DEFAULT_TOP_K = 5
-#: Default confidence gap below which a sample is reranked: p(top1) - p(top2) < tau. 0.5 reranks
-#: every sample whose best class has not won by at least half of the probability mass; see
-#: docs/design.md for why and how reports show the whole accuracy-versus-tau curve.
-DEFAULT_TAU = 0.5
 
 _T = {t: i for i, t in enumerate(TEXT_TYPES)}
 

@@ -55,7 +55,8 @@ class OpenClipEncoder(Encoder):
             probe = self.model.encode_text(self.tokenizer(["a"]).to(self.device))
         self.embed_dim = int(probe.shape[-1])
         self.name = f"open_clip:{model}" + (f":{pretrained}" if pretrained else "")
-        self.identity = (f"open_clip|{model}|{weights_id}|{_PRECISION_NAMES[self.dtype]}"
+        arch = "local-dir" if model.startswith("local-dir:") else model  # content, not location
+        self.identity = (f"open_clip|{arch}|{weights_id}|{_PRECISION_NAMES[self.dtype]}"
                          f"|{self.device.type}")
 
     def _encode_image_batch(self, pixels: torch.Tensor) -> torch.Tensor:
