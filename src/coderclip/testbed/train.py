@@ -73,6 +73,29 @@ def render_training_set(seed: int, scenes: int, renders: int = 2, captions: int 
     return np.concatenate([p[0] for p in parts]), [c for p in parts for c in p[1]]
 
 
+def cached_training_set(seed: int, scenes: int, renders: int = 2, captions: int = 1, workers: int = 1
+                        ) -> tuple[np.ndarray, list[str]]:
+    """:func:`render_training_set` through a file cache keyed by the arguments and the source of
+    the world (any change to the renderer or captions makes a new entry)."""
+    import hashlib
+
+    from ..cache import cache_dir
+    from . import world
+
+    src = Path(world.__file__).read_bytes()
+    key = hashlib.sha256(src + f"|{seed}|{scenes}|{renders}|{captions}".encode()).hexdigest()[:20]
+    path = cache_dir() / "testbed-train" / f"{key}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return z["images"], json.loads(str(z["captions"]))
+    images, caps = render_training_set(seed, scenes, renders=renders, captions=captions, workers=workers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, images=images, captions=np.array(json.dumps(caps)))
+    tmp.replace(path)
+    return images, caps
+
+
 def clip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE over a batch of unit image and text embeddings ``[B, D]``."""
     logits = logit_scale.exp() * img @ txt.T
@@ -207,8 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="processes rendering the training set")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--val-per-class", type=int, default=10, help="validation images per class (0: skip)")
-    p.add_argument("--text-cache", action="store_true",
-                   help="reuse caption embeddings from coderclip's on-disk cache (same results, faster reruns)")
+    p.add_argument("--cache", action="store_true",
+                   help="reuse rendered images and caption embeddings from coderclip's on-disk cache "
+                        "(same results, faster reruns)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -219,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
 
     n_images = args.scenes * args.renders
     log(f"rendering {args.scenes} training scenes x {args.renders} renders (seed {args.seed})")
-    images, captions = render_training_set(args.seed, args.scenes, renders=args.renders,
-                                           captions=args.captions, workers=args.workers)
+    images, captions = (cached_training_set if args.cache else render_training_set)(
+        args.seed, args.scenes, renders=args.renders, captions=args.captions, workers=args.workers)
     t_render = time.time() - t_start
     distinct = sorted(set(captions))
     lookup = {c: i for i, c in enumerate(distinct)}
@@ -228,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"embedding {len(distinct)} distinct captions with all-MiniLM-L6-v2 (frozen)")
     t0 = time.time()
     text = MiniLMTextTower()
-    if args.text_cache:
+    if args.cache:
         from ..cache import TextEmbeddingCache, cached_encode
 
         cache = TextEmbeddingCache(TEXT_CACHE_IDENTITY)
