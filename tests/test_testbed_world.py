@@ -44,6 +44,31 @@ def test_render_and_caption_are_pure_functions_of_the_seed():
     assert not np.array_equal(im1, im3)
 
 
+_DIGEST = """
+import hashlib, numpy as np
+from coderclip.testbed import classes as tc
+from coderclip.testbed.train import render_training_set
+imgs, caps = render_training_set(4, 6, renders=2)
+test = np.stack([tc.render_test_image(c, 0) for c in range(0, len(tc.CLASSES), 4)])
+print(hashlib.sha256(imgs.tobytes() + test.tobytes() + "|".join(caps).encode()).hexdigest())
+"""
+
+
+def test_rendering_does_not_depend_on_the_process(tmp_path):
+    """Same images and captions in fresh interpreters with different string-hash seeds."""
+    import os
+    import subprocess
+    import sys
+
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        out = subprocess.run([sys.executable, "-c", _DIGEST], env=env, capture_output=True, text=True,
+                             check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
+
+
 def test_renders_of_one_scene_differ_only_in_nuisance():
     scene, _ = training_scene(0, 5)
     a, b = training_image(0, 5, scene, 0), training_image(0, 5, scene, 1)

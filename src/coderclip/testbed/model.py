@@ -39,23 +39,22 @@ def _conv(ci: int, co: int, stride: int) -> nn.Sequential:
 
 
 class ImageTower(nn.Module):
-    """A small CNN: four stages of two 3x3 convolutions (each stage halves the resolution and
-    doubles the width), then a head that sees both the pooled features (what is there) and a
+    """A small CNN: stages of 3x3 convolutions (``depths[i]`` per stage; each stage halves the
+    resolution and doubles the width), then a head that sees both the pooled features (what is there) and a
     coarse 4x4 map (where it is), projected to the text tower's embedding size."""
 
     def __init__(self, width: int = 32, embed_dim: int = TEXT_DIM, image_size: int = IMAGE_SIZE,
-                 spatial_channels: int = 32, hidden: int = 512):
+                 spatial_channels: int = 32, hidden: int = 512, depths: tuple[int, ...] = (1, 2, 3, 3)):
         super().__init__()
         self.config = {"width": width, "embed_dim": embed_dim, "image_size": image_size,
-                       "spatial_channels": spatial_channels, "hidden": hidden}
-        w = width
-        chans = [w, 2 * w, 4 * w, 8 * w]
+                       "spatial_channels": spatial_channels, "hidden": hidden, "depths": list(depths)}
         layers, ci = [], 3
-        for co in chans:
-            layers += [_conv(ci, co, 2), _conv(co, co, 1)]
+        for i, depth in enumerate(depths):
+            co = width * 2 ** i
+            layers += [_conv(ci, co, 2)] + [_conv(co, co, 1) for _ in range(depth - 1)]
             ci = co
         self.features = nn.Sequential(*layers)
-        side = image_size // 16
+        side = image_size // 2 ** len(depths)
         self.spatial = nn.Sequential(nn.Conv2d(ci, spatial_channels, 1), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Linear(ci + spatial_channels * side * side, hidden),
                                   nn.ReLU(inplace=True), nn.Linear(hidden, embed_dim))

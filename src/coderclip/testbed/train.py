@@ -75,23 +75,24 @@ def render_training_set(seed: int, scenes: int, renders: int = 2, captions: int 
 
 def cached_training_set(seed: int, scenes: int, renders: int = 2, captions: int = 1, workers: int = 1
                         ) -> tuple[np.ndarray, list[str]]:
-    """:func:`render_training_set` through a file cache keyed by the arguments and the source of
-    the world (any change to the renderer or captions makes a new entry)."""
+    """:func:`render_training_set` with the images kept in a file cache, keyed by the arguments
+    and the source of the world (any change to the renderer makes a new entry). Captions are
+    cheap and always written afresh."""
     import hashlib
 
     from ..cache import cache_dir
     from . import world
 
     src = Path(world.__file__).read_bytes()
-    key = hashlib.sha256(src + f"|{seed}|{scenes}|{renders}|{captions}".encode()).hexdigest()[:20]
-    path = cache_dir() / "testbed-train" / f"{key}.npz"
+    key = hashlib.sha256(src + f"|{seed}|{scenes}|{renders}".encode()).hexdigest()[:20]
+    path = cache_dir() / "testbed-train" / f"{key}.npy"
+    caps = [c for i in range(scenes) for c in training_scene(seed, i, captions)[1]]
     if path.is_file():
-        with np.load(path) as z:
-            return z["images"], json.loads(str(z["captions"]))
+        return np.load(path), caps
     images, caps = render_training_set(seed, scenes, renders=renders, captions=captions, workers=workers)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, images=images, captions=np.array(json.dumps(caps)))
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, images)
     tmp.replace(path)
     return images, caps
 
@@ -104,7 +105,8 @@ def clip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor) -
 
 
 def train_image_tower(images: np.ndarray, text_emb: torch.Tensor, caption_index: np.ndarray, *,
-                      width: int = 32, epochs: int = 4, batch_size: int = 256, lr: float = 2e-3,
+                      width: int = 32, depths: tuple[int, ...] = (1, 2, 3, 3), epochs: int = 8,
+                      batch_size: int = 256, lr: float = 2e-3,
                       weight_decay: float = 0.05, seed: int = 0, warmup: float = 0.03,
                       log: Callable[[str], None] = print, log_every: int = 50
                       ) -> tuple[ImageTower, dict]:
@@ -116,7 +118,7 @@ def train_image_tower(images: np.ndarray, text_emb: torch.Tensor, caption_index:
     batch never holds the same scene twice.
     """
     torch.manual_seed(seed)
-    model = ImageTower(width=width, embed_dim=text_emb.shape[1])
+    model = ImageTower(width=width, depths=tuple(depths), embed_dim=text_emb.shape[1])
     logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
@@ -193,7 +195,7 @@ def description_prototypes(text: MiniLMTextTower, per_class: int = 8, seed: int 
         caps = []
         for i in range(per_class):
             rng = make_rng(seed, 3, c, i)
-            caps.append(caption(tc.CLASSES[c].recipe(rng), rng, drop=0.0))
+            caps.append(caption(tc.CLASSES[c].recipe(rng), rng, drop=0.0, focused=0.0))
         e = embed_texts(text, caps).mean(0)
         protos.append(e / e.norm())
     return torch.stack(protos)
@@ -223,10 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenes", type=int, default=20000, help="number of random training scenes")
     p.add_argument("--renders", type=int, default=2, help="images rendered per scene (fresh nuisance)")
     p.add_argument("--captions", type=int, default=1, help="captions written per scene")
-    p.add_argument("--epochs", type=int, default=6, help="passes over the scenes")
+    p.add_argument("--epochs", type=int, default=8, help="passes over the scenes")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--width", type=int, default=32, help="channels of the first CNN stage")
+    p.add_argument("--depths", default="1,2,3,3", help="convolutions per CNN stage")
     p.add_argument("--workers", type=int, default=2, help="processes rendering the training set")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--val-per-class", type=int, default=10, help="validation images per class (0: skip)")
@@ -261,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         text_emb = embed_texts(text, distinct)
     t_text = time.time() - t0
     log(f"training the image tower: width {args.width}, {args.epochs} epochs, batch {args.batch_size}")
-    model, hist = train_image_tower(images, text_emb, caption_index, width=args.width, epochs=args.epochs,
+    depths = tuple(int(d) for d in args.depths.split(","))
+    model, hist = train_image_tower(images, text_emb, caption_index, width=args.width, depths=depths,
+                                    epochs=args.epochs,
                                     batch_size=args.batch_size, lr=args.lr, seed=args.seed, log=log)
     diag = None
     if args.val_per_class:

@@ -796,8 +796,9 @@ def _render_thing(thing: Thing, r: float, rng: np.random.Generator,
 def render(scene: Scene, rng: np.random.Generator) -> Image.Image:
     """Draw ``scene`` as a ``IMAGE_SIZE`` x ``IMAGE_SIZE`` RGB image; nuisance comes from ``rng``."""
     thing = scene.thing
-    used = {thing.colour, *thing.pattern_colours, thing.border, thing.extra_colour,
-            EXTRAS[thing.extra].default_colour if thing.extra else None}
+    # an ordered de-duplication: iterating a set of strings would depend on PYTHONHASHSEED
+    used = dict.fromkeys([thing.colour, *thing.pattern_colours, thing.border, thing.extra_colour,
+                          EXTRAS[thing.extra].default_colour if thing.extra else None])
     palette = {c: _jitter(COLOURS[c].rgb, rng) for c in used if c is not None}
     canvas = Image.fromarray(_background(scene.background, rng).astype(np.uint8))
 
@@ -842,9 +843,15 @@ def _count_phrase(n: int, rng: np.random.Generator) -> str:
     return _pick(rng, [_NUM[n], "several", "many", "a group of", "a cluster of", "a bunch of", "a handful of"])
 
 
-def caption(scene: Scene, rng: np.random.Generator, drop: float = 0.2) -> str:
-    """A natural-language description of ``scene``; each optional part is left out with
-    probability ``drop`` (partial descriptions), and wordings and word order vary."""
+def caption(scene: Scene, rng: np.random.Generator, drop: float = 0.2, focused: float = 0.3) -> str:
+    """A natural-language description of ``scene``; wordings and word order vary.
+
+    With probability ``focused`` the caption names only one or two of the scene's features ("a
+    photo of an object, which has thin white stripes."); otherwise it describes the whole scene,
+    leaving each optional part out with probability ``drop``.
+    """
+    if focused and rng.random() < focused:
+        return _focused_caption(scene, rng)
     t = scene.thing
     many = scene.count > 1
     pat = PATTERNS[t.pattern]
@@ -897,6 +904,46 @@ def caption(scene: Scene, rng: np.random.Generator, drop: float = 0.2) -> str:
                      "on {b}, {x}", "{b} with {x} in front", "an image of {x}, {b} behind it",
                      "a close-up of {x} over {b}"]
     return _fix_articles(_pick(rng, templates).format(x=np_, b=bg))
+
+
+_SIZE_NOUN = {"small": ("a small size", "a tiny size"), "medium": ("a medium size",),
+              "large": ("a large size", "a big size")}
+
+
+def _focused_caption(scene: Scene, rng: np.random.Generator) -> str:
+    """A caption about one or two features of the scene, in the "which has ..." style."""
+    t = scene.thing
+    pat = PATTERNS[t.pattern]
+    words = lambda c: _pick(rng, COLOURS[c].words)  # noqa: E731
+    facts: list[str] = []
+    if not pat.covers_base:
+        facts.append(_pick(rng, ["a {c} colour", "a {c} surface", "a {c} body", "a {c} finish"]).format(c=words(t.colour)))
+    facts.append(_pick(rng, ["the shape of {a}", "{a} outline", "the outline of {a}"]).format(
+        a=_article(_pick(rng, SHAPES[t.shape][0]))))
+    if t.pattern != "plain":
+        facts.append(pat.describe([words(c) for c in t.pattern_colours], t.pattern_count, rng)[1])
+    if t.border is not None:
+        facts.append(_pick(rng, ["a thick {c} border", "a {c} rim", "a {c} outline"]).format(c=words(t.border)))
+    if t.extra is not None:
+        facts.append(EXTRAS[t.extra].describe(words(t.extra_colour or EXTRAS[t.extra].default_colour), rng))
+    if t.glossy:
+        facts.append(_pick(rng, ["a shiny surface", "a glossy finish", "a bright highlight"]))
+    facts.append(_pick(rng, list(_SIZE_NOUN[t.size])))
+    facts.append(_pick(rng, ["{b} behind it", "{b} around it"]).format(
+        b=_pick(rng, BACKGROUNDS[scene.background])))
+    k = 1 if rng.random() < 0.6 else 2
+    chosen = [facts[i] for i in sorted(rng.choice(len(facts), size=min(k, len(facts)), replace=False))]
+    f = _and(chosen)
+    many = scene.count > 1
+    templates = (["a photo of {n} things, which have {f}.", "{n} objects with {f}", "a picture of {n} shapes that have {f}"]
+                 if many else
+                 ["a photo of a thing, which has {f}.", "a photo of an object, which has {f}.", "something with {f}",
+                  "an object that has {f}", "a picture of a shape with {f}", "{f}", "a close-up of something with {f}"])
+    return _fix_articles(_pick(rng, templates).format(f=f, n=_count_phrase(scene.count, rng)))
+
+
+def _article(np_: str) -> str:
+    return f"{'an' if np_[0] in 'aeiou' else 'a'} {np_}"
 
 
 def _fix_articles(text: str) -> str:
@@ -961,4 +1008,7 @@ def caption_vocabulary() -> set[str]:
     for s in SIZES.values():
         texts += s[1]
     texts += _NUM + ["several many a group of cluster bunch handful pair objects object shape thing"]
+    texts += [w for v in _SIZE_NOUN.values() for w in v]
+    texts += ["a colour surface body finish the shape of outline behind around in background photo picture "
+              "things which have has with that close up something image showing there is on against front over"]
     return {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
