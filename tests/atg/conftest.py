@@ -122,13 +122,17 @@ class ChatServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                action = None
                 with server._lock:
                     server.requests.append(body)
                     server.headers.append(dict(self.headers))
                 user = body["messages"][-1]["content"]
+                if server._httpd is None:  # dead: also refuse kept-alive connections
+                    action = ("drop",)
                 if server.delay:
                     time.sleep(server.delay)
-                action = server._next_action(user)
+                if server._httpd is not None:
+                    action = server._next_action(user)
                 if action and action[0] == "die":
                     threading.Thread(target=server.stop, daemon=True).start()
                     action = ("drop",)

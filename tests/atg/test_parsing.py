@@ -54,8 +54,14 @@ def test_explicit_nothing_is_an_empty_list(text):
     assert parse_list(text) == []
 
 
-def test_malformed_json_falls_back_to_lines():
-    assert parse_list('{"items": ["a red cap", "white spots"\n- gills') == ["gills"]
+def test_json_cut_short_keeps_complete_strings():
+    assert parse_list('{"items": ["a red cap", "white spots", "gil') == ["a red cap", "white spots"]
+
+
+@pytest.mark.parametrize("text", ['{"items": 42}', '{"answer": "none of your business"', "[",
+                                  "I'm sorry, I cannot answer that."])
+def test_wrong_shapes_and_refusals_are_unusable(text):
+    assert parse_list(text) is None
 
 
 def test_clean_item_case_rules():

@@ -19,7 +19,8 @@ from ..knowledge import dedupe, normalize_name
 #: A list marker at the start of a line: "-", "*", "•", "1.", "2)", "(3)", "a)".
 _BULLET = re.compile(r"^(?:[-*•·+‣▪◦–—]|\(?\d{1,3}[.):]|\(\d{1,3}\)|[a-zA-Z][.)])\s+")
 _PROSE = re.compile(
-    r"^(here (are|is)|sure\b|certainly|of course|okay\b|ok\b|absolutely|great\b|i hope|hope this|"
+    r"^(i'm sorry|i am sorry|sorry\b|as an ai|i cannot|i can't|i can not|unfortunately|"
+    r"here (are|is)|sure\b|certainly|of course|okay\b|ok\b|absolutely|great\b|i hope|hope this|"
     r"i've|i have|let me|note\b|these (are|features|differences)|below\b|the following|in summary|"
     r"overall\b|feel free)", re.IGNORECASE)
 _NONE = re.compile(r"^(none|n/?a|nothing|no (other )?(names|synonyms|alternatives)\b.*|"
@@ -47,6 +48,10 @@ def parse_list(text: str | None, *, names_only: bool = False) -> list[str] | Non
         items = _json_list(data)
         if items is not None:
             return [c for c in (clean_item(i, names_only=names_only) for i in items) if c]
+    if _looks_like_json(text):
+        # JSON that is cut short (token limit) or has the wrong shape: keep the complete strings
+        items = _salvage_strings(text)
+        return [c for c in (clean_item(i, names_only=names_only) for i in items) if c] or None
     if _NONE.match(_strip_markup(text.strip())):
         return []
     items = _plain_items(text.splitlines(), names_only)
@@ -163,6 +168,32 @@ def _find_json(text: str) -> Any:
         except (json.JSONDecodeError, RecursionError):
             continue
     return None
+
+
+def _looks_like_json(text: str) -> bool:
+    t = text.strip()
+    if t.startswith("```"):
+        t = t.lstrip("`").removeprefix("json").strip()
+    return t.startswith(("{", "["))
+
+
+_JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:)?')
+
+
+def _salvage_strings(text: str) -> list[str]:
+    """Complete string values (not keys) after the first "[" of broken JSON."""
+    start = text.find("[")
+    if start < 0:
+        return []
+    out = []
+    for m in _JSON_STRING.finditer(text, start):
+        if m.group(2):  # a key
+            continue
+        try:
+            out.append(json.loads(f'"{m.group(1)}"'))
+        except json.JSONDecodeError:
+            continue
+    return out
 
 
 def _json_strings(value: Any) -> list[str] | None:
