@@ -7,8 +7,6 @@ stage 1, loops over images and candidate pairs for the rerank). Never used on a 
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .textbank import TEXT_TYPES, TextBank
@@ -54,11 +52,8 @@ def loop_rerank(x: torch.Tensor, scores: torch.Tensor, bank: TextBank, top_k: in
         if k < 2:
             preds.append(cands[0])
             continue
-        m = max(float(v) for v in s)
-        exp = [math.exp(float(v) - m) for v in s]
-        total = sum(exp)
-        p = sorted((e / total for e in exp), reverse=True)
-        if p[0] - p[1] >= tau:
+        top2 = torch.softmax(scores[i].float(), dim=0).topk(2).values  # float32, as the scorer
+        if (top2[0] - top2[1]).item() >= tau:
             preds.append(cands[0])
             continue
         best, best_r = cands[0], None
