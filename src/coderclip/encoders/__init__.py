@@ -30,7 +30,7 @@ def _open_clip(rest: str, **kw) -> Encoder:
     from .openclip import OpenClipEncoder
 
     arch, sep, pretrained = rest.partition(":")
-    if rest.startswith("hf-hub:"):
+    if rest.startswith(("hf-hub:", "local-dir:")):
         arch, pretrained = rest, None
     elif not sep:
         pretrained = None

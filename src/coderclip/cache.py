@@ -1,0 +1,199 @@
+"""On-disk cache of text embeddings, keyed by (encoder identity, exact text).
+
+Layout: ``$CODERCLIP_CACHE/text-embeddings/<sha256(identity)[:24]>/shard-*.safetensors``. Each shard
+holds an ``embeddings`` tensor ``[n, D]`` and, in its metadata, the identity, the texts (JSON) and
+a SHA-256 of the tensor bytes. Writers only ever add new shards through an atomic rename, so
+concurrent processes never see half-written files; a shard that fails any check (unreadable,
+wrong identity, wrong shape, checksum mismatch) is deleted and its texts are encoded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from .errors import CacheError
+from .knowledge import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "CODERCLIP_CACHE"
+SHARD_FORMAT = "coderclip-text-embeddings-1"
+#: Shards are merged into one when a model's folder holds more than this many.
+MAX_SHARDS = 16
+
+
+def cache_dir() -> Path:
+    """Root of coderclip's caches: ``$CODERCLIP_CACHE``, else ``$XDG_CACHE_HOME/coderclip``, else
+    ``~/.cache/coderclip``."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "coderclip"
+
+
+def _digest(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
+
+
+class TextEmbeddingCache:
+    """Text embeddings of one encoder (``identity``), persisted across runs."""
+
+    def __init__(self, identity: str, root: str | os.PathLike | None = None):
+        self.identity = identity
+        self.root = Path(root) if root is not None else cache_dir()
+        self.folder = self.root / "text-embeddings" / hashlib.sha256(identity.encode()).hexdigest()[:24]
+
+    # ------------------------------------------------------------------ reading
+    def _shards(self) -> list[Path]:
+        return sorted(self.folder.glob("shard-*.safetensors")) if self.folder.is_dir() else []
+
+    def _read_shard(self, path: Path, dim: int | None) -> tuple[list[str], torch.Tensor] | None:
+        """Texts and embeddings of a valid shard; ``None`` (and the shard removed) if invalid."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                emb = f.get_tensor("embeddings")
+            texts = json.loads(meta["texts"])
+            problem = None
+            if meta.get("format") != SHARD_FORMAT:
+                problem = f"unknown format {meta.get('format')!r}"
+            elif meta.get("identity") != self.identity:
+                problem = "it belongs to another model"
+            elif emb.dtype != torch.float32 or emb.ndim != 2 or emb.shape[0] != len(texts):
+                problem = "its embeddings do not match its texts"
+            elif dim is not None and emb.shape[1] != dim:
+                problem = f"its embedding size {emb.shape[1]} differs from the model's {dim}"
+            elif _digest(emb) != meta.get("sha256"):
+                problem = "its checksum does not match"
+        except FileNotFoundError:
+            return None  # removed by a concurrent compaction: its texts are in the merged shard
+        except Exception as e:  # any parse failure means the file cannot be trusted
+            problem = f"it cannot be read ({type(e).__name__}: {e})"
+        if problem:
+            log.warning("ignoring and removing cache file %s: %s", path, problem)
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return None
+        return texts, emb
+
+    def load(self, texts: Sequence[str], dim: int | None = None) -> tuple[torch.Tensor | None, list[int]]:
+        """Embeddings for ``texts`` found in the cache.
+
+        Returns ``(embeddings [len(texts), D] with zero rows where missing (or None if the cache is
+        empty), indices of the missing texts)``.
+        """
+        wanted: dict[str, list[int]] = {}
+        for i, t in enumerate(texts):
+            wanted.setdefault(t, []).append(i)
+        out: torch.Tensor | None = None
+        found = [False] * len(texts)
+        for shard in self._shards():
+            got = self._read_shard(shard, dim)
+            if got is None:
+                continue
+            shard_texts, emb = got
+            if out is None:
+                out = torch.zeros(len(texts), emb.shape[1])
+                dim = emb.shape[1]
+            dst, src = [], []
+            for row, t in enumerate(shard_texts):
+                for i in wanted.pop(t, ()):
+                    dst.append(i)
+                    src.append(row)
+                    found[i] = True
+            if dst:
+                out[torch.tensor(dst)] = emb[torch.tensor(src)]
+            if not wanted:
+                break
+        missing = [i for i, ok in enumerate(found) if not ok]
+        return out, missing
+
+    # ------------------------------------------------------------------ writing
+    def add(self, texts: Sequence[str], embeddings: torch.Tensor) -> None:
+        """Persist new embeddings ``[n, D]`` (float32, on any device) as one new shard."""
+        if len(texts) == 0:
+            return
+        emb = embeddings.detach().to("cpu", torch.float32).contiguous()
+        if emb.shape[0] != len(texts):
+            raise CacheError(f"{len(texts)} texts but {emb.shape[0]} embeddings")
+        name = f"shard-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.safetensors"
+        try:
+            self._write(self.folder / name, list(texts), emb)
+        except OSError as e:
+            log.warning("could not write the text-embedding cache in %s (%s); continuing without it",
+                        self.folder, e.strerror or e)
+            return
+        if len(self._shards()) > MAX_SHARDS:
+            self.compact()
+
+    def _write(self, path: Path, texts: list[str], emb: torch.Tensor) -> None:
+        from safetensors.torch import save
+
+        meta = {"format": SHARD_FORMAT, "identity": self.identity, "texts": json.dumps(texts),
+                "sha256": _digest(emb)}
+        atomic_write_bytes(path, save({"embeddings": emb}, metadata=meta))
+
+    def compact(self) -> None:
+        """Merge all shards into one (new file first, old ones removed after)."""
+        shards = self._shards()
+        texts: list[str] = []
+        parts = []
+        seen: set[str] = set()
+        for s in shards:
+            got = self._read_shard(s, None)
+            if got is None:
+                continue
+            keep = [i for i, t in enumerate(got[0]) if t not in seen]
+            seen.update(got[0][i] for i in keep)
+            texts.extend(got[0][i] for i in keep)
+            parts.append(got[1][keep])
+        if not parts:
+            return
+        name = f"shard-{time.time_ns():020d}-{os.getpid()}-merged.safetensors"
+        try:
+            self._write(self.folder / name, texts, torch.cat(parts))
+        except OSError:
+            return
+        for s in shards:
+            try:
+                s.unlink()
+            except OSError:
+                pass
+
+    def clear(self) -> None:
+        for s in self._shards():
+            s.unlink(missing_ok=True)
+
+
+def cached_encode(texts: Sequence[str], encode: Callable[[list[str]], torch.Tensor],
+                  cache: TextEmbeddingCache | None, dim: int | None = None) -> tuple[torch.Tensor, int]:
+    """Embeddings ``[len(texts), D]`` (float32, CPU) for ``texts``, encoding only cache misses.
+
+    Returns the embeddings and the number of texts that had to be encoded.
+    """
+    texts = list(texts)
+    if cache is None:
+        return encode(texts).to("cpu", torch.float32), len(texts)
+    out, missing = cache.load(texts, dim)
+    if missing:
+        new = encode([texts[i] for i in missing]).to("cpu", torch.float32)
+        cache.add([texts[i] for i in missing], new)
+        if out is None:
+            out = torch.zeros(len(texts), new.shape[1])
+        out[torch.tensor(missing)] = new
+    assert out is not None
+    return out, len(missing)

@@ -1,0 +1,100 @@
+"""Options and helpers shared by several subcommands (kept free of heavy imports)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+MODEL_HELP = ("model spec: open_clip:ARCH:PRETRAINED (e.g. open_clip:ViT-B-32:openai, "
+              "open_clip:ViT-L-14:/path/ckpt.pt, open_clip:local-dir:/path/folder, "
+              "open_clip:hf-hub:ORG/REPO), hf:HUB_ID_OR_FOLDER, or testbed")
+
+
+def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", "-m", required=required, help=MODEL_HELP)
+    g.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    g.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"],
+                   help="default: fp16 on GPU, fp32 on CPU")
+    g.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="image decoding processes (default: up to 4)")
+    g.add_argument("--no-cache", action="store_true",
+                   help="do not read or write the text-embedding cache ($CODERCLIP_CACHE)")
+
+
+def add_knowledge_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("classes and knowledge")
+    g.add_argument("--knowledge", "-k", default=None,
+                   help="knowledge file (JSON) or the name of a shipped pack (e.g. food101)")
+    g.add_argument("--classes", default=None,
+                   help="class list file (one name per line) when there is no knowledge file: "
+                        "CODER then reduces to CLIP with the name prompt")
+    g.add_argument("--domain", default=None,
+                   help="prompt domain for --classes (generic, food, pet, flower, bird, aircraft, "
+                        "car, texture, satellite, action, places)")
+
+
+def add_rerank_args(p: argparse.ArgumentParser) -> None:
+    from ..defaults import DEFAULT_TAU, DEFAULT_TOP_K
+
+    g = p.add_argument_group("rerank")
+    g.add_argument("--rerank-k", type=int, default=DEFAULT_TOP_K,
+                   help=f"candidates the one-vs-one rerank considers (default {DEFAULT_TOP_K})")
+    g.add_argument("--tau", type=float, default=DEFAULT_TAU,
+                   help=f"rerank samples whose p(top1) - p(top2) < tau (default {DEFAULT_TAU})")
+
+
+def load_model(args):
+    from ..encoders import load_encoder
+
+    return load_encoder(args.model, device=args.device, precision=args.precision)
+
+
+def load_knowledge_from_args(args, class_names=None):
+    """The knowledge from --knowledge, or names-only knowledge from --classes or ``class_names``."""
+    from ..errors import ConfigError
+    from ..knowledge import Knowledge, load_knowledge
+
+    if args.knowledge:
+        kn = load_knowledge(args.knowledge)
+        if args.domain and args.domain != kn.domain:
+            import dataclasses
+
+            kn = dataclasses.replace(kn, domain=args.domain)  # re-validated on construction
+        return kn
+    if args.classes:
+        names = read_class_list(args.classes)
+    elif class_names is not None:
+        names = list(class_names)
+    else:
+        raise ConfigError("give --knowledge FILE_OR_PACK or --classes FILE")
+    return Knowledge.from_class_names(names, domain=args.domain or "generic")
+
+
+def read_class_list(path: str) -> list[str]:
+    from ..errors import ConfigError
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"class list {path!r} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"class list {path!r} is not UTF-8") from None
+    names = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not names:
+        raise ConfigError(f"class list {path!r} is empty")
+    return names
+
+
+def write_json(data, path: str | None) -> None:
+    from ..knowledge import atomic_write_text
+
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if path in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(Path(path), text)

@@ -1,0 +1,152 @@
+"""open_clip backend: any architecture with a pretrained tag, a local checkpoint or a hub/local folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelLoadError
+from .base import Encoder
+from .device import resolve_device, resolve_dtype
+from .fingerprint import weights_fingerprint
+from .hub import host_reachable, hub_endpoint, hub_offline_mode, hub_reachable
+
+log = logging.getLogger(__name__)
+
+_PRECISION_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+_HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+class OpenClipEncoder(Encoder):
+    """An open_clip model.
+
+    ``model`` is a built-in architecture name (``ViT-B-32``), ``hf-hub:org/repo`` or
+    ``local-dir:/folder`` (a folder with ``open_clip_config.json`` and weights). ``pretrained`` is a
+    tag (``openai``, ``laion2b_s34b_b79k``), a checkpoint file, or ``None`` for random weights.
+    """
+
+    def __init__(self, model: str, pretrained: str | None = None, device: str | None = None,
+                 precision: str | None = None, cache_dir: str | None = None):
+        import open_clip
+
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(precision, self.device)
+        self.model_name, self.pretrained = model, pretrained
+        weights_id, offline = _check_weights(model, pretrained, cache_dir)
+        try:
+            with hub_offline_mode(offline):
+                clip, _, preprocess = open_clip.create_model_and_transforms(
+                    model, pretrained=pretrained, precision=_PRECISION_NAMES[self.dtype],
+                    device=self.device, cache_dir=cache_dir)
+            tokenizer = open_clip.get_tokenizer(model, cache_dir=cache_dir) if _takes_cache_dir() \
+                else open_clip.get_tokenizer(model)
+        except ModelLoadError:
+            raise
+        except Exception as e:  # open_clip raises RuntimeError/ValueError/FileNotFoundError/KeyError
+            raise ModelLoadError(_load_failure(model, pretrained, e)) from e
+        self.model = clip.eval()
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.context_length = getattr(tokenizer, "context_length", None)
+        with torch.inference_mode():
+            probe = self.model.encode_text(self.tokenizer(["a"]).to(self.device))
+        self.embed_dim = int(probe.shape[-1])
+        self.name = f"open_clip:{model}" + (f":{pretrained}" if pretrained else "")
+        arch = "local-dir" if model.startswith("local-dir:") else model  # content, not location
+        self.identity = (f"open_clip|{arch}|{weights_id}|{_PRECISION_NAMES[self.dtype]}"
+                         f"|{self.device.type}")
+
+    def _encode_image_batch(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixels)
+
+    def _encode_text_batch(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(texts).to(self.device)
+        return self.model.encode_text(tokens)
+
+
+def _takes_cache_dir() -> bool:
+    import inspect
+
+    import open_clip
+
+    return "cache_dir" in inspect.signature(open_clip.get_tokenizer).parameters
+
+
+def _check_weights(model: str, pretrained: str | None, cache_dir: str | None) -> tuple[str, bool]:
+    """Return (weights identity, use offline mode) or raise a clear error within seconds when the
+    weights are neither on disk nor downloadable."""
+    import open_clip
+
+    if model.startswith("local-dir:"):
+        folder = Path(model[len("local-dir:"):]).expanduser()
+        if not (folder / "open_clip_config.json").is_file():
+            raise ModelLoadError(f"open_clip folder {str(folder)!r} has no open_clip_config.json; "
+                                 "a local-dir model needs the config and a weights file side by side")
+        return f"sha256:{weights_fingerprint(folder)}", True
+    if model.startswith("hf-hub:"):
+        repo = model[len("hf-hub:"):]
+        if _hf_cached(repo, "open_clip_config.json", cache_dir) and any(
+                _hf_cached(repo, f, cache_dir) for f in _HF_WEIGHT_FILES):
+            return f"hf-hub:{repo}", not hub_reachable()
+        if not hub_reachable():
+            raise ModelLoadError(_offline_message(model, None, hub_endpoint()))
+        return f"hf-hub:{repo}", False
+    if model.replace("/", "-") not in open_clip.list_models():
+        raise ModelLoadError(
+            f"unknown open_clip architecture {model!r}; use one of open_clip.list_models() "
+            "(e.g. ViT-B-32, ViT-L-14), 'hf-hub:ORG/REPO' or 'local-dir:/path/to/folder'")
+    if pretrained is None:
+        log.warning("open_clip model %s has no pretrained weights: it is randomly initialised", model)
+        return "random-init", False
+    path = Path(os.path.expanduser(pretrained))
+    if path.is_file():
+        return f"sha256:{weights_fingerprint(path)}", True
+    if path.suffix in (".pt", ".pth", ".bin", ".safetensors", ".ckpt") or os.sep in pretrained:
+        raise ModelLoadError(f"checkpoint file {pretrained!r} for open_clip model {model!r} does not exist")
+    cfg = open_clip.get_pretrained_cfg(model, pretrained)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(model)
+        raise ModelLoadError(
+            f"open_clip has no pretrained tag {pretrained!r} for {model!r}; known tags: "
+            f"{', '.join(tags) or 'none'}; or pass a checkpoint file path instead of a tag")
+    repo = (cfg.get("hf_hub") or "").strip("/")
+    if repo:
+        if any(_hf_cached(repo, f, cache_dir) for f in _HF_WEIGHT_FILES):
+            return f"{model}:{pretrained}", not hub_reachable()
+        if hub_reachable():
+            return f"{model}:{pretrained}", False
+        raise ModelLoadError(_offline_message(model, pretrained, hub_endpoint()))
+    url = cfg.get("url", "")
+    cached = Path(cache_dir or os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+    if cached.is_file() or (url and host_reachable(url)):
+        return f"{model}:{pretrained}", False
+    raise ModelLoadError(_offline_message(model, pretrained, url))
+
+
+def _hf_cached(repo: str, filename: str, cache_dir: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo, filename, cache_dir=cache_dir)
+    except Exception:
+        return False
+    return isinstance(found, str) and os.path.isfile(found)
+
+
+def _offline_message(model: str, pretrained: str | None, where: str) -> str:
+    what = f"{model}" + (f" with pretrained weights {pretrained!r}" if pretrained else "")
+    return (
+        f"the weights for open_clip model {what} are not on this machine and {where} cannot be "
+        "reached. Download them once where there is network access (they are cached under "
+        "~/.cache/huggingface), or pass a local checkpoint: --model open_clip:ARCH:/path/to/"
+        "checkpoint.pt, or --model open_clip:local-dir:/path/to/folder for a folder holding "
+        "open_clip_config.json and open_clip_model.safetensors")
+
+
+def _load_failure(model: str, pretrained: str | None, e: Exception) -> str:
+    what = model + (f" ({pretrained})" if pretrained else "")
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return f"could not load open_clip model {what}: {msg}"

@@ -1,0 +1,37 @@
+"""Human-readable renderings of evaluation reports (terminal text and Markdown)."""
+
+from __future__ import annotations
+
+
+def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] +
+                     [fmt.format(*r) for r in rows])
+
+
+def format_summary(report: dict, markdown: bool = False) -> str:
+    """Methods side by side, the ablation ladder and the rerank counts."""
+    ds = report.get("dataset", {})
+    out = [f"{ds.get('name', 'dataset')}: {report['n_images']} images, "
+           f"{ds.get('classes', len(report.get('per_class', [])))} classes"]
+    skipped = report.get("skipped_images") or []
+    if skipped:
+        out.append(f"({len(skipped)} unreadable image(s) skipped)")
+    rows = [[m["label"], f"{m['top1']:.2f}", f"{m['top5']:.2f}"] for m in report["methods"].values()]
+    out += ["", _table(["method", "top-1 %", "top-5 %"], rows, markdown)]
+    if report.get("ablation"):
+        rows = [[k, f"{v:.2f}"] for k, v in report["ablation"].items()]
+        out += ["", _table(["ablation", "top-1 %"], rows, markdown)]
+    rr = report.get("rerank")
+    if rr:
+        out += ["", f"rerank (K={rr['top_k']}, tau={rr['tau']}): {rr['reranked']} reranked, "
+                    f"{rr['changed']} changed, {rr['wrong_to_right']} wrong->right, "
+                    f"{rr['right_to_wrong']} right->wrong"]
+        sweep = "  ".join(f"{s['tau']:g}:{s['top1']:.2f}" for s in rr["tau_sweep"])
+        out.append(f"accuracy vs tau: {sweep}")
+    return "\n".join(out)

@@ -1,0 +1,207 @@
+"""CODER scoring: neighbour vectors, the heuristic classifier, the one-vs-one rerank and the plain
+CLIP baselines, all as whole-batch tensor operations (no Python loop over classes, images or pairs).
+
+Notation (docs/method.md): x̂ are unit image embeddings ``[N, D]``; for class c, G_c are its
+attribute and analogous texts, N_c its name prompt and synonym prompts, O(c|c') its one-vs-one
+texts against class c'.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import torch
+
+from .defaults import DEFAULT_TAU, DEFAULT_TOP_K
+from .errors import ConfigError
+from .textbank import TEXT_TYPES, TextBank
+
+_T = {t: i for i, t in enumerate(TEXT_TYPES)}
+
+
+@dataclasses.dataclass
+class CoderTables:
+    """What the scorer needs from a text bank, precomputed once and placed on one device.
+
+    ``general_rows`` ``[K]``: bank rows of the distinct general texts (the CODER vector's axes).
+    ``group_sum`` ``[C, D]``: Σ of the embeddings of G_c (attributes and analogous texts);
+    ``group_size`` ``[C]``: |G_c|. ``name_emb`` ``[M, D]`` / ``name_class`` ``[M]``: N_c texts.
+    ``pair_key`` ``[P]`` (sorted, ``c * C + c'``) and ``pair_mean`` ``[P, D]``: mean embedding of
+    O(c|c'). ``prompt_emb`` ``[C, D]``: one name prompt per class (CLIP baseline);
+    ``ensemble_emb`` ``[C, D]`` or ``None``: normalised mean of the ensemble templates.
+    """
+
+    n_classes: int
+    general_rows: torch.Tensor
+    general_emb: torch.Tensor
+    group_sum: torch.Tensor
+    group_size: torch.Tensor
+    name_emb: torch.Tensor
+    name_class: torch.Tensor
+    pair_key: torch.Tensor
+    pair_mean: torch.Tensor
+    prompt_emb: torch.Tensor
+    ensemble_emb: torch.Tensor | None
+
+    @classmethod
+    def from_bank(cls, bank: TextBank, types: Sequence[str] | None = None,
+                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> CoderTables:
+        """Tables for the text types in ``types`` (default: every type in the bank).
+
+        The name prompt is always used; leaving out "attribute" and "analogous" etc. gives the
+        ablation ladder P, P+Att, P+Att+Ana, ...
+        """
+        types = tuple(types) if types is not None else bank.types
+        unknown = [t for t in types if t not in TEXT_TYPES]
+        if unknown:
+            raise ConfigError(f"unknown text type(s) {unknown}; expected some of {TEXT_TYPES}")
+        C, emb = bank.n_classes, bank.embeddings.float()
+        et, ec, er = bank.entry_type, bank.entry_class, bank.entry_row
+
+        def of(*names: str) -> torch.Tensor:
+            m = torch.zeros_like(et, dtype=torch.bool)
+            for n in names:
+                if n in types:
+                    m |= et == _T[n]
+            return m
+
+        is_prompt = et == _T["name"]
+        general_rows = torch.unique(er[is_prompt | of("synonym", "attribute", "analogous")])
+        g = of("attribute", "analogous")
+        group_sum = torch.zeros(C, emb.shape[1]).index_add_(0, ec[g], emb[er[g]])
+        group_size = torch.bincount(ec[g], minlength=C).float()
+        n = is_prompt | of("synonym")
+        prompt_emb = torch.zeros(C, emb.shape[1])
+        prompt_emb[ec[is_prompt]] = emb[er[is_prompt]]
+
+        o = of("contrast")
+        keys = ec[o] * C + bank.entry_other[o]
+        pair_key, inverse = torch.unique(keys, return_inverse=True)
+        pair_sum = torch.zeros(len(pair_key), emb.shape[1]).index_add_(0, inverse, emb[er[o]])
+        pair_mean = pair_sum / torch.bincount(inverse, minlength=len(pair_key)).clamp_min(1)[:, None].float()
+
+        ens = et == _T["ensemble"]  # baseline texts: available whenever the bank has them
+        ensemble_emb = None
+        if ens.any():
+            s = torch.zeros(C, emb.shape[1]).index_add_(0, ec[ens], emb[er[ens]])
+            ensemble_emb = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+        def put(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+
+        return cls(
+            n_classes=C, general_rows=put(general_rows), general_emb=put(emb[general_rows]),
+            group_sum=put(group_sum), group_size=put(group_size), name_emb=put(emb[er[n]]),
+            name_class=put(ec[n]), pair_key=put(pair_key), pair_mean=put(pair_mean),
+            prompt_emb=put(prompt_emb), ensemble_emb=put(ensemble_emb) if ensemble_emb is not None else None)
+
+
+def coder_vectors(x: torch.Tensor, tables: CoderTables) -> torch.Tensor:
+    """CODER vectors φ(x) ``[N, K]``: cosine similarity of each image to each distinct general text."""
+    return x.to(tables.general_emb.dtype) @ tables.general_emb.T
+
+
+def heuristic_scores(x: torch.Tensor, tables: CoderTables) -> torch.Tensor:
+    """Stage-1 scores ``[N, C]`` (float32), exactly the paper's rule:
+
+    s_c(x) = 100 · (Σ_{t∈G_c} x̂·t̂ + max_{t∈N_c} x̂·t̂) / (|G_c| + 1)
+
+    The sum over G_c is one matrix product with the per-class summed embeddings (Σ x̂·t̂ = x̂·Σt̂);
+    the max over N_c is a scatter-max over the name and synonym similarities.
+    """
+    x = x.to(tables.group_sum.dtype)
+    group = (x @ tables.group_sum.T).float()
+    sims = (x @ tables.name_emb.T).float()
+    best = torch.full((x.shape[0], tables.n_classes), float("-inf"), device=x.device)
+    best.scatter_reduce_(1, tables.name_class.expand(x.shape[0], -1), sims, reduce="amax")
+    return 100.0 * (group + best) / (tables.group_size.float() + 1.0)
+
+
+def clip_scores(x: torch.Tensor, tables: CoderTables, ensemble: bool = False) -> torch.Tensor:
+    """Plain CLIP zero-shot logits ``[N, C]`` (100 · cosine): one name prompt per class, or the
+    normalised mean of the template ensemble."""
+    w = tables.ensemble_emb if ensemble else tables.prompt_emb
+    if w is None:
+        raise ConfigError("the text bank was built without ensemble templates")
+    return 100.0 * (x.to(w.dtype) @ w.T).float()
+
+
+@dataclasses.dataclass
+class RerankResult:
+    """Outcome of :func:`rerank_top_k` for a batch.
+
+    ``prediction`` ``[N]``: final class per sample; ``candidates`` ``[N, K]``: stage-1 top-K
+    classes (best first); ``reranked`` ``[N]`` bool: the sample was below the confidence gap;
+    ``gap`` ``[N]``: p(top1) − p(top2); ``pair_scores`` ``[N, K]``: r_c for the candidates (0 for
+    samples not reranked).
+    """
+
+    prediction: torch.Tensor
+    candidates: torch.Tensor
+    reranked: torch.Tensor
+    gap: torch.Tensor
+    pair_scores: torch.Tensor
+
+    def ranking(self) -> torch.Tensor:
+        """Candidates reordered: rerank winner first, the others in stage-1 order ``[N, K]``."""
+        win = (self.candidates == self.prediction[:, None]).float()
+        order = torch.argsort(-win, dim=1, stable=True)
+        return torch.gather(self.candidates, 1, order)
+
+
+def confidence_gap(scores: torch.Tensor) -> torch.Tensor:
+    """p(top1) − p(top2) of softmax(scores) ``[N]`` (scores already carry the ×100 scale)."""
+    if scores.shape[1] < 2:
+        return torch.ones(scores.shape[0], device=scores.device)
+    top2 = torch.softmax(scores.float(), dim=1).topk(2, dim=1).values
+    return top2[:, 0] - top2[:, 1]
+
+
+def pairwise_scores(x: torch.Tensor, candidates: torch.Tensor, tables: CoderTables) -> torch.Tensor:
+    """r_c for each candidate ``[S, K]`` (float32):
+
+    r_c = mean over c' ∈ C_K \\ {c} of [ mean_{t∈O(c|c')} x̂·t̂ − mean_{t∈O(c'|c)} x̂·t̂ ]
+
+    A pair contributes only when both directions have texts; a pair without texts contributes 0
+    ("no evidence") and still counts in the mean, which keeps r proportional to a tournament sum.
+    """
+    S, K = candidates.shape
+    C = tables.n_classes
+    if K < 2 or tables.pair_key.numel() == 0 or S == 0:
+        return torch.zeros(S, K, device=x.device)
+    keys = (candidates[:, :, None] * C + candidates[:, None, :]).reshape(-1)   # (c | c') for all i, j
+    pos = torch.searchsorted(tables.pair_key, keys).clamp_max(tables.pair_key.numel() - 1)
+    found = (tables.pair_key[pos] == keys).reshape(S, K, K)
+    valid = found & found.transpose(1, 2)
+    emb = tables.pair_mean[pos].reshape(S, K * K, -1)                            # [S, K*K, D]
+    sim = torch.bmm(emb, x.to(emb.dtype)[:, :, None]).reshape(S, K, K).float()  # x̂ · mean O(c_i|c_j)
+    diff = torch.where(valid, sim - sim.transpose(1, 2), torch.zeros((), device=sim.device))
+    return diff.sum(dim=2) / (K - 1)
+
+
+def rerank_top_k(x: torch.Tensor, scores: torch.Tensor, tables: CoderTables,
+                 top_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU,
+                 chunk_size: int = 4096) -> RerankResult:
+    """Stage 2 (the paper's CODER*): rerank the top-K classes of low-confidence samples by their
+    one-vs-one evidence. Never looks at labels. Ties keep the stage-1 order.
+
+    ``x`` ``[N, D]`` unit image embeddings, ``scores`` ``[N, C]`` stage-1 scores.
+    """
+    if top_k < 1:
+        raise ConfigError(f"top_k must be at least 1, got {top_k}")
+    N, C = scores.shape
+    k = min(top_k, C)
+    candidates = scores.topk(k, dim=1).indices
+    gap = confidence_gap(scores)
+    reranked = gap < tau if k > 1 else torch.zeros(N, dtype=torch.bool, device=scores.device)
+    pair = torch.zeros(N, k, device=scores.device)
+    prediction = candidates[:, 0].clone()
+    idx = reranked.nonzero().squeeze(1)
+    for start in range(0, idx.numel(), chunk_size):  # bounded memory: K*K*D floats per sample
+        sel = idx[start:start + chunk_size]
+        r = pairwise_scores(x[sel], candidates[sel], tables)
+        pair[sel] = r
+        prediction[sel] = torch.gather(candidates[sel], 1, r.argmax(dim=1, keepdim=True)).squeeze(1)
+    return RerankResult(prediction=prediction, candidates=candidates, reranked=reranked, gap=gap,
+                        pair_scores=pair)

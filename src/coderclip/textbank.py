@@ -1,0 +1,203 @@
+"""The text bank: every text built from knowledge × templates, embedded once, with the segment
+structure (which rows belong to which class and text type) that the scorer needs."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .cache import TextEmbeddingCache, cached_encode
+from .errors import ConfigError, KnowledgeError
+from .knowledge import Knowledge, atomic_write_bytes
+from .templates import TEMPLATES_VERSION, get_domain
+
+log = logging.getLogger(__name__)
+
+#: Text types. The first four are CODER's "general" texts; contrasts feed the rerank; ensemble
+#: texts feed the CLIP template-ensemble baseline only.
+TEXT_TYPES = ("name", "synonym", "attribute", "analogous", "contrast", "ensemble")
+GENERAL_TYPES = ("name", "synonym", "attribute", "analogous")
+CODER_TYPES = ("name", "synonym", "attribute", "analogous", "contrast")
+BANK_FORMAT = "coderclip-text-bank-1"
+
+
+def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES
+                  ) -> tuple[list[str], list[tuple[int, int, int, int]]]:
+    """All texts for ``knowledge`` and one entry ``(text_index, class, type, other_class)`` per text
+    use. Texts are de-duplicated (one index per distinct string); ``other_class`` is -1 except for
+    contrasts, where the text says how ``class`` differs from ``other_class``."""
+    bad = [t for t in types if t not in TEXT_TYPES]
+    if bad:
+        raise ConfigError(f"unknown text type(s) {bad}; expected some of {TEXT_TYPES}")
+    dom = get_domain(knowledge.domain)
+    index: dict[str, int] = {}
+    entries: list[tuple[int, int, int, int]] = []
+    tcode = {t: i for i, t in enumerate(TEXT_TYPES)}
+
+    def add(text: str, c: int, t: str, other: int = -1) -> None:
+        i = index.setdefault(text, len(index))
+        entries.append((i, c, tcode[t], other))
+
+    position = {n: i for i, n in enumerate(knowledge.class_names)}
+    from .knowledge import normalize_name
+
+    by_key = {normalize_name(n): i for n, i in position.items()}
+    for c, ck in enumerate(knowledge.classes):
+        if "name" in types:
+            add(dom.name_prompt(ck.name), c, "name")
+        if "synonym" in types:
+            for s in ck.synonyms:
+                add(dom.name_prompt(s), c, "synonym")
+        if "attribute" in types:
+            for a in ck.attributes:
+                add(dom.attribute(ck.name, a), c, "attribute")
+        if "analogous" in types:
+            for a in ck.analogous:
+                add(dom.analogous(ck.name, a), c, "analogous")
+        if "contrast" in types:
+            for other, feats in ck.contrasts.items():
+                o = by_key[normalize_name(other)]
+                for f in feats:
+                    for text in dom.contrasts(ck.name, knowledge.class_names[o], f):
+                        add(text, c, "contrast", o)
+        if "ensemble" in types:
+            for text in dom.ensemble_prompts(ck.name):
+                add(text, c, "ensemble")
+    return list(index), entries
+
+
+@dataclasses.dataclass
+class TextBank:
+    """Distinct texts with their embeddings and the entries that tie texts to classes.
+
+    ``embeddings``: ``[U, D]`` float32 unit rows, one per distinct text. Entry tensors, one element
+    per (text, class, type) use: ``entry_row`` (row in ``embeddings``), ``entry_class``,
+    ``entry_type`` (index into :data:`TEXT_TYPES`), ``entry_other`` (contrasted class or -1).
+    """
+
+    class_names: list[str]
+    texts: list[str]
+    embeddings: torch.Tensor
+    entry_row: torch.Tensor
+    entry_class: torch.Tensor
+    entry_type: torch.Tensor
+    entry_other: torch.Tensor
+    encoder_identity: str
+    domain: str
+    knowledge_digest: str
+    templates_version: str = TEMPLATES_VERSION
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        present = set(self.entry_type.unique().tolist())
+        return tuple(t for i, t in enumerate(TEXT_TYPES) if i in present)
+
+    def count(self, text_type: str) -> int:
+        return int((self.entry_type == TEXT_TYPES.index(text_type)).sum())
+
+    def texts_of(self, class_name: str, text_type: str) -> list[str]:
+        """The texts of one class and type (for inspection)."""
+        c = self.class_names.index(class_name)
+        m = (self.entry_class == c) & (self.entry_type == TEXT_TYPES.index(text_type))
+        return [self.texts[i] for i in self.entry_row[m].tolist()]
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, knowledge: Knowledge, encoder, types: Sequence[str] = CODER_TYPES,
+              cache: bool | TextEmbeddingCache = True, batch_size: int = 256,
+              show_progress_bar: bool = False) -> TextBank:
+        """Build all texts and embed them with ``encoder``, reusing cached embeddings.
+
+        ``cache``: ``True`` for the default on-disk cache, ``False`` for none, or a cache object.
+        """
+        texts, entries = build_entries(knowledge, types)
+        if cache is True:
+            cache = TextEmbeddingCache(encoder.identity)
+        elif cache is False:
+            cache = None
+
+        def encode(batch: list[str]) -> torch.Tensor:
+            return encoder.encode_texts(batch, batch_size=batch_size, show_progress_bar=show_progress_bar)
+
+        emb, n_new = cached_encode(texts, encode, cache, dim=encoder.embed_dim)
+        log.info("text bank: %d texts (%d encoded, %d from cache)", len(texts), n_new, len(texts) - n_new)
+        t = torch.tensor(entries, dtype=torch.long).reshape(-1, 4)
+        return cls(class_names=knowledge.class_names, texts=texts, embeddings=emb,
+                   entry_row=t[:, 0], entry_class=t[:, 1], entry_type=t[:, 2], entry_other=t[:, 3],
+                   encoder_identity=encoder.identity, domain=knowledge.domain,
+                   knowledge_digest=knowledge_digest(knowledge))
+
+    def check_encoder(self, encoder) -> None:
+        """Raise if ``encoder`` cannot be used with this bank (different embedding size)."""
+        if encoder.embed_dim != self.embed_dim:
+            raise ConfigError(
+                f"the model {encoder.name} makes {encoder.embed_dim}-d embeddings but this text bank "
+                f"holds {self.embed_dim}-d embeddings (built with {self.encoder_identity}); rebuild "
+                "the text bank with the same model as the images")
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write as one safetensors file (texts and names in its metadata); atomic."""
+        from safetensors.torch import save
+
+        meta = {"format": BANK_FORMAT, "class_names": json.dumps(self.class_names),
+                "texts": json.dumps(self.texts), "encoder_identity": self.encoder_identity,
+                "domain": self.domain, "knowledge_digest": self.knowledge_digest,
+                "templates_version": self.templates_version}
+        tensors = {"embeddings": self.embeddings.contiguous(),
+                   "entries": torch.stack([self.entry_row, self.entry_class, self.entry_type,
+                                           self.entry_other], 1).contiguous()}
+        path = Path(path)
+        atomic_write_bytes(path, save(tensors, metadata=meta))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TextBank:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                emb, ent = f.get_tensor("embeddings"), f.get_tensor("entries")
+        except Exception as e:
+            raise ConfigError(f"cannot read text bank {str(path)!r}: {e}") from e
+        if meta.get("format") != BANK_FORMAT:
+            raise ConfigError(f"{str(path)!r} is not a coderclip text bank")
+        return cls(class_names=json.loads(meta["class_names"]), texts=json.loads(meta["texts"]),
+                   embeddings=emb, entry_row=ent[:, 0], entry_class=ent[:, 1], entry_type=ent[:, 2],
+                   entry_other=ent[:, 3], encoder_identity=meta["encoder_identity"],
+                   domain=meta["domain"], knowledge_digest=meta["knowledge_digest"],
+                   templates_version=meta.get("templates_version", ""))
+
+
+def knowledge_digest(knowledge: Knowledge) -> str:
+    """SHA-256 of the knowledge content (classes and texts, not provenance)."""
+    payload = json.dumps({"domain": knowledge.domain,
+                          "classes": [c.to_dict() for c in knowledge.classes]},
+                         sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def require_types(knowledge: Knowledge, types: Sequence[str]) -> None:
+    """Warn-free check that the knowledge carries at least one item of each requested type."""
+    field = {"synonym": "synonyms", "attribute": "attributes", "analogous": "analogous",
+             "contrast": "contrasts"}
+    for t in types:
+        f = field.get(t)
+        if f and not any(getattr(c, f) for c in knowledge.classes):
+            raise KnowledgeError(f"the knowledge has no {f} at all, but text type {t!r} was requested")
