@@ -18,10 +18,6 @@ import torch
 from coderclip.encoders.base import Encoder
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than a few seconds (still runs in CI)")
-
-
 # ---------------------------------------------------------------------- scripted chat server
 
 _QUOTED = re.compile(r'"([^"]+)"')
@@ -130,7 +126,7 @@ class ChatServer:
                 if server._httpd is None:  # dead: also refuse kept-alive connections
                     action = ("drop",)
                 if server.delay:
-                    time.sleep(server.delay)
+                    time.sleep(server.delay() if callable(server.delay) else server.delay)
                 if server._httpd is not None:
                     action = server._next_action(user)
                 if action and action[0] == "die":
@@ -172,7 +168,7 @@ class ChatServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        httpd = _QuietServer(("127.0.0.1", self.port), Handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -187,6 +183,11 @@ class ChatServer:
 
     def kinds(self) -> list[str]:
         return [request_kind(b["messages"][-1]["content"]) for b in self.requests]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # clients killed mid-request (resume tests) reset their connections: expected
 
 
 def _free_port() -> int:
@@ -222,7 +223,7 @@ class KeywordEncoder(Encoder):
     word (stop words weigh 0.05); ``aliases`` map words onto the same vector ("burger" ->
     "hamburger"), which makes texts that use them near-identical."""
 
-    def __init__(self, aliases: dict[str, str] | None = None, dim: int = 64):
+    def __init__(self, aliases: dict[str, str] | None = None, dim: int = 256):
         self.aliases = {k.casefold(): v.casefold() for k, v in (aliases or {}).items()}
         self.name = "keyword-test-encoder"
         self.identity = "keyword-test-encoder:" + json.dumps(sorted(self.aliases.items()))

@@ -94,7 +94,7 @@ class GenerationPlan:
             elif kind == "contrasts":
                 how = ("from the pairs given" if cfg.pairs is not None
                        else f"{cfg.neighbours} nearest classes each")
-                note = f"{len(self.pairs)} pairs, {how}"
+                note = f"{len(self.pairs)} pair{'s' if len(self.pairs) != 1 else ''}, {how}"
             else:
                 note = ""
             if kind == "synonyms" and cfg.synonyms_from == "both":
@@ -159,6 +159,9 @@ class GenerationSummary:
                 lines.append(f"    {label} — {reason}")
             if len(self.failures) > 20:
                 lines.append(f"    … and {len(self.failures) - 20} more")
+            if self.asked == 0 and self.reused == 0:
+                lines.append("  nothing succeeded: check that the model server is reachable (--base-url), "
+                             "the model name and the API key")
             lines.append("  run the same command again to retry the failed tasks; finished answers "
                          f"are kept{' in ' + str(self.journal) if self.journal else ''}")
         return "\n".join(lines)
