@@ -80,12 +80,14 @@ def attributes_prompt(name: str, subject: str, n: int, *, description: str | Non
         example = '{"items": [' + ", ".join(f'"{e}"' for e in example_items) + "]}"
     else:
         example = "\n".join(f"- {e}" for e in example_items)
+    target = describe_class(name, subject, description)
     user = (
-        f"Which visual features would let someone recognise {describe_class(name, subject, description)} "
-        "in a photo? Think of overall shape, colours, textures and patterns, distinctive parts, size "
-        "and typical surroundings. Each feature should be something a camera can see.\n"
+        f"Which visual features would let someone recognise {target} in a photo? Think of overall "
+        "shape, colours, textures and patterns, distinctive parts, size and typical surroundings. "
+        "Each feature should be something a camera can see.\n"
         f"{_answer_format(n, structured, 'features')}\n\n"
-        f'Example answer for "lemon, a type of fruit":\n{example}'
+        f'For example, a good answer for "lemon, a type of fruit" would be:\n{example}\n\n'
+        f"Now give the features of {target}."
     )
     return Prompt("attributes", _messages(user), _LIST_SCHEMA, "visual_features")
 
