@@ -73,7 +73,7 @@ class ChatServer:
     """A real HTTP server speaking the chat-completions protocol, with scriptable faults.
 
     ``script(action, match=...)`` queues an action for the next request whose user message contains
-    ``match`` (any request if ``None``). Actions: ``("reply", text)``, ``("status", code, headers)``,
+    ``match`` (any request if ``None``). Actions: ``("reply", text)``, ``("status", code, headers[, message])``,
     ``("slow", seconds)`` (then a normal answer), ``("drop",)`` (close without answering),
     ``("die",)`` (stop listening; the request is dropped). Unscripted requests get
     :func:`default_answer`, or ``answer(body)`` if given.
@@ -138,7 +138,8 @@ class ChatServer:
                     return
                 if action and action[0] == "status":
                     code, headers = action[1], (action[2] if len(action) > 2 else {})
-                    self._send(code, {"error": {"message": f"scripted {code}", "type": "test"}}, headers)
+                    message = action[3] if len(action) > 3 else f"scripted {code}"
+                    self._send(code, {"error": {"message": message, "type": "test"}}, headers)
                     return
                 if server.reject_structured and "response_format" in body:
                     self._send(400, {"error": {"message": "response_format is not supported"}})

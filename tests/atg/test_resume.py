@@ -83,6 +83,25 @@ def test_sigkill_at_a_random_point_then_rerun_gives_the_same_file(chat_server, t
     assert all(c.attributes and c.synonyms and c.analogous and c.contrasts for c in k.classes)
 
 
+def test_ctrl_c_stops_at_once_and_keeps_finished_work(chat_server, tmp_path):
+    (tmp_path / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    (tmp_path / "pairs.csv").write_text("hamburger,hot dog\n")
+    server = chat_server(delay=0.4)
+    proc = _generate(tmp_path, server.url, "k.json")
+    journal = tmp_path / "k.json.journal.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and (
+            not journal.exists() or len(journal.read_text().splitlines()) < 3):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted; finished work is kept" in err
+    assert time.monotonic() - t0 < 5  # in-flight requests are abandoned, not awaited
+    assert len(journal.read_text().splitlines()) >= 3
+    assert not (tmp_path / "k.json").exists()
+
+
 def test_journal_cuts_a_torn_last_line_and_keeps_the_rest(tmp_path):
     path = tmp_path / "j.jsonl"
     with Journal(path) as j:

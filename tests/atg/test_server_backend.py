@@ -145,6 +145,17 @@ def test_structured_output_rejected_falls_back_to_plain_lists(chat_server, tmp_p
     assert load_knowledge(tmp_path / "k.json")["pizza"].attributes[0] == "pizza trait 1"
 
 
+def test_refused_parameters_are_adapted_once(chat_server, tmp_path):
+    server = chat_server()
+    server.script("status", 400, {}, "Unsupported parameter: 'max_tokens' is not supported with "
+                  "this model. Use 'max_completion_tokens' instead.")
+    server.script("status", 400, {}, "Unsupported value: 'temperature' does not support 0.0")
+    r = _run(server, FOODS[:3], tmp_path, config=_config(concurrency=1))
+    assert r.summary.ok
+    last = server.requests[-1]
+    assert "max_completion_tokens" in last and "max_tokens" not in last and "temperature" not in last
+
+
 def test_unauthorised_stops_the_run_at_once(chat_server, tmp_path):
     server = chat_server()
     for _ in range(20):

@@ -124,12 +124,14 @@ def register_backend(prefix: str, factory: Callable[..., LLM]) -> None:
 def _server_factory(prefix: str) -> Callable[..., LLM]:
     def make(model: str, *, base_url: str | None = None, api_key_env: str | None = None,
              timeout: float = 60.0, structured: str = "auto", **_: Any) -> LLM:
-        from .llm_openai import OpenAICompatibleLLM
+        from .llm_openai import OpenAICompatibleLLM, is_local_url
 
         preset = SERVER_PRESETS[prefix]
+        url = base_url or preset.base_url
+        # a key is needed when the user names its variable, or for a remote server that wants one
+        required = api_key_env is not None or (preset.key_required and not is_local_url(url))
         return OpenAICompatibleLLM(
-            model, base_url=base_url or preset.base_url, api_key_env=api_key_env or preset.api_key_env,
-            key_required=preset.key_required if api_key_env is None else True,
+            model, base_url=url, api_key_env=api_key_env or preset.api_key_env, key_required=required,
             timeout=timeout, structured=structured, provider=prefix)
 
     return make

@@ -59,6 +59,10 @@ class OpenAICompatibleLLM(LLM):
         self.structured_mode = structured
         self.provider = provider
         self._structured = structured != "off"
+        # adapted on the fly when a server rejects them (newer OpenAI models want
+        # max_completion_tokens, reasoning models refuse a temperature)
+        self._length_param = "max_tokens"
+        self._send_temperature = True
         self._client: Any = None
         self._lock = threading.Lock()
         where = f"@{public_url(base_url)}" if base_url and provider == "openai" else ""
@@ -80,7 +84,7 @@ class OpenAICompatibleLLM(LLM):
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:
             return key
-        if self.key_required and not _is_local(self.base_url):
+        if self.key_required:
             name = self.api_key_env or "OPENAI_API_KEY"
             raise FatalLLMError(
                 f"no API key: set the environment variable {name} (or name another variable with "
@@ -121,9 +125,10 @@ class OpenAICompatibleLLM(LLM):
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": [dict(m) for m in request.messages],
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
+            self._length_param: request.max_tokens,
         }
+        if self._send_temperature:
+            kwargs["temperature"] = request.temperature
         if use_schema:
             kwargs["response_format"] = {
                 "type": "json_schema",
@@ -143,6 +148,9 @@ class OpenAICompatibleLLM(LLM):
             if status in _TRANSIENT_STATUS or status >= 500:
                 retry_after = parse_retry_after(dict(e.response.headers))
                 raise TransientLLMError(f"HTTP {status} from {where}: {detail}", retry_after) from None
+            if status in (400, 422) and self._adapt(detail):
+                raise TransientLLMError(f"adapted the request to the server ({detail})",
+                                        retry_after=0.0) from None
             if use_schema and self.structured_mode == "auto" and status in (400, 422):
                 # The server does not do JSON-schema output: plain lists from now on.
                 self._structured = False
@@ -175,7 +183,20 @@ class OpenAICompatibleLLM(LLM):
         )
 
 
-def _is_local(url: str | None) -> bool:
+    def _adapt(self, detail: str) -> bool:
+        """Switch off a request parameter the server just refused; True if something changed."""
+        low = detail.lower()
+        if "max_tokens" in low and "max_completion_tokens" in low and self._length_param == "max_tokens":
+            self._length_param = "max_completion_tokens"
+            return True
+        if "temperature" in low and self._send_temperature:
+            self._send_temperature = False
+            log.warning("%s does not accept a temperature; using the model's default", self.identity)
+            return True
+        return False
+
+
+def is_local_url(url: str | None) -> bool:
     """Whether ``url`` points at this machine (local servers rarely check keys)."""
     host = urlsplit(url).hostname if url else None
     return host in ("localhost", "127.0.0.1", "::1", "0.0.0.0")
