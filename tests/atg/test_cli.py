@@ -115,3 +115,28 @@ def test_knowledge_show_validate_merge(workdir, chat_server, capsys):
     assert main(["knowledge", "validate", "bad.json"]) == 1
     err = capsys.readouterr().err
     assert "classes[0] ('a').attributes[0]" in err
+
+
+def test_generated_file_with_a_real_encoder_is_classified_unchanged(workdir, chat_server, capsys,
+                                                                     open_clip_spec, wordnet_cache):
+    """All four types, automatic pairs and WordNet senses through a (tiny, random) open_clip model;
+    then `coderclip classify` reads the file as it is."""
+    import numpy as np
+
+    server = chat_server()
+    rc = main(["generate", "--classes", "classes.txt", "--llm", "vllm:test", "--base-url", server.url,
+               "--out", "k.json", "--domain", "food", "--encoder", open_clip_spec, "--device", "cpu",
+               "--neighbours", "2", "--synonyms-from", "both", "--no-progress"])
+    assert rc == 0, capsys.readouterr()
+    k = load_knowledge("k.json")
+    assert all(len(c.contrasts) >= 2 and c.attributes and c.analogous for c in k.classes)
+    assert "fries" in k["french fries"].synonyms  # from WordNet
+    assert "french fries alias" in k["french fries"].synonyms  # from the LLM
+    capsys.readouterr()
+
+    np.save(workdir / "feats.npy", np.random.default_rng(0).standard_normal((3, 32)).astype(np.float32))
+    rc = main(["classify", "--features", "feats.npy", "-m", open_clip_spec, "--device", "cpu",
+               "-k", "k.json", "--format", "json", "--top", "3"])
+    rows = json.loads(capsys.readouterr().out)
+    assert rc == 0 and len(rows) == 3
+    assert all(p["class"] in CLASSES for r in rows for p in r["predictions"])

@@ -7,9 +7,8 @@ import json
 import pytest
 
 from coderclip.atg import GenerationConfig, generate_knowledge
-from coderclip.atg.llm import ChatRequest, load_llm
+from coderclip.atg.llm import load_llm
 from coderclip.atg.llm_local import TransformersLLM, resolve_local_source
-from coderclip.atg.plan import build_prompt
 from coderclip.errors import ConfigError, ModelLoadError
 from coderclip.knowledge import load_knowledge
 
@@ -48,22 +47,17 @@ def test_llm_specs(monkeypatch):
 
 @pytest.mark.slow
 def test_shipped_gguf_generates_a_knowledge_file(tmp_path):
-    llm = load_llm("local:smollm2", device="cpu")
-    cfg = GenerationConfig(types=("attributes",), n_attributes=3, max_tokens=12, max_bad_answers=0)
-    r = generate_knowledge(["hamburger", "golden retriever"], llm, out=tmp_path / "k.json", config=cfg)
+    """Two classes, one short answer each: the real local path (GGUF load, chat template,
+    generation, parsing, journal, file) at the smallest cost."""
+    cfg = GenerationConfig(types=("attributes",), n_attributes=3, max_tokens=8, max_bad_answers=0)
+    r = generate_knowledge(["hamburger", "golden retriever"], "local:smollm2", out=tmp_path / "k.json",
+                           config=cfg, llm_options={"device": "cpu"})
     k = load_knowledge(tmp_path / "k.json")
     assert k.class_names == ["hamburger", "golden retriever"]
     s = r.summary.stats
-    assert s.requests == 2 and 0 < s.completion_tokens <= 24 and s.prompt_tokens > 100
-    # greedy decoding: the same question gives the journaled answer again
+    assert s.requests == 2 and 0 < s.completion_tokens <= 16 and s.prompt_tokens > 100
     records = [json.loads(ln) for ln in (tmp_path / "k.json.journal.jsonl").read_text().splitlines()[1:]]
-    failures = dict(r.summary.failures)
-    assert len(records) + len(failures) == 2
-    if records:
-        first = records[0]
-        specs = r.plan.specs
-        i = [sp.name for sp in specs].index(first["classes"][0])
-        prompt = build_prompt("attributes", specs, (i,), r.plan.domain, cfg, structured=False)
-        again = llm.chat(ChatRequest(prompt.messages, max_tokens=12))
-        assert again.text == first["answers"][0]
-    llm.close()
+    assert len(records) + len(r.summary.failures) == 2  # a poor answer is a reported failure
+    for rec in records:
+        assert rec["llm"] == "local:smollm2" and rec["answers"][0].strip()
+    assert r.plan.llm._model is None  # released after the run
