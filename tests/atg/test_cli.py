@@ -137,6 +137,6 @@ def test_generated_file_with_a_real_encoder_is_classified_unchanged(workdir, cha
     np.save(workdir / "feats.npy", np.random.default_rng(0).standard_normal((3, 32)).astype(np.float32))
     rc = main(["classify", "--features", "feats.npy", "-m", open_clip_spec, "--device", "cpu",
                "-k", "k.json", "--format", "json", "--top", "3"])
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["results"]
     assert rc == 0 and len(rows) == 3
     assert all(p["class"] in CLASSES for r in rows for p in r["predictions"])
