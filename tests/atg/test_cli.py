@@ -140,3 +140,18 @@ def test_generated_file_with_a_real_encoder_is_classified_unchanged(workdir, cha
     rows = json.loads(capsys.readouterr().out)["results"]
     assert rc == 0 and len(rows) == 3
     assert all(p["class"] in CLASSES for r in rows for p in r["predictions"])
+
+
+def test_regenerate_one_type_of_a_shipped_pack_into_a_new_file(workdir, chat_server, capsys):
+    pack = load_knowledge("cifar10")
+    server = chat_server()
+    rc = main(["generate", "--base", "cifar10", "--types", "attributes", "--only", "cat", "--llm",
+               "llamacpp:test", "--base-url", server.url, "--out", "mine.json", "--no-progress"])
+    assert rc == 0, capsys.readouterr()
+    mine = load_knowledge("mine.json")
+    assert mine.class_names == pack.class_names and mine.domain == pack.domain
+    assert mine["cat"].attributes == [f"cat trait {k}" for k in range(1, 9)]
+    mine["cat"].attributes = pack["cat"].attributes
+    assert [c.to_dict() for c in mine.classes] == [c.to_dict() for c in pack.classes]
+    assert mine.provenance[:-1] == pack.provenance and mine.provenance[-1]["classes"] == ["cat"]
+    assert len(server.requests) == 1

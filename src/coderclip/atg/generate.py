@@ -179,20 +179,33 @@ class GenerationResult:
 # ---------------------------------------------------------------------- planning
 
 
-def plan_generation(classes: str | os.PathLike | Iterable[str | ClassSpec | dict],
-                    llm: str | LLM, *, domain: str = "generic",
+def plan_generation(classes: str | os.PathLike | Iterable[str | ClassSpec | dict] | None,
+                    llm: str | LLM, *, domain: str | None = None,
                     encoder: str | Encoder | None = None, out: str | os.PathLike | None = None,
                     config: GenerationConfig | None = None, only: Sequence[str] | None = None,
                     regenerate: bool = False, overwrite: bool = False,
                     journal: str | os.PathLike | None = None, name: str | None = None,
+                    base: str | os.PathLike | Knowledge | None = None,
                     llm_options: dict[str, Any] | None = None) -> GenerationPlan:
     """Decide what a run would ask (no request is sent). Arguments as in :func:`generate_knowledge`."""
     config = config or GenerationConfig()
-    specs = as_class_specs(classes)
+    out_path = Path(out) if out is not None else None
+    if isinstance(base, Knowledge):
+        existing, where = base, "the base knowledge"
+    elif base is not None:
+        existing, where = load_knowledge(base), f"base {str(base)!r}"
+    else:
+        existing, where = _existing_output(out_path, overwrite), f"{str(out_path)!r}"
+    if classes is None:
+        if existing is None:
+            raise ConfigError("give the classes to describe (a class list), or a base knowledge file")
+        specs = [ClassSpec(c.name, c.description) for c in existing.classes]
+    else:
+        specs = as_class_specs(classes)
     names = [s.name for s in specs]
+    domain = domain or (existing.domain if existing is not None else "generic")
     templates = get_domain(domain)
     llm = load_llm(llm, **(llm_options or {}))
-    out_path = Path(out) if out is not None else None
     journal_path = Path(journal) if journal is not None else (
         journal_path_for(out_path) if out_path is not None else None)
     scope = _scope(only, names)
@@ -221,10 +234,10 @@ def plan_generation(classes: str | os.PathLike | Iterable[str | ClassSpec | dict
 
     tasks = plan_tasks(specs, templates, config, llm.identity, scope=scope, pairs=pairs,
                        encoder_identity=getattr(enc, "identity", None))
-    base = _base_knowledge(specs, templates.name, out_path, overwrite, name)
+    base_k = _base_knowledge(specs, templates.name, existing, where, name)
     journaled = frozenset(read_journal(journal_path)) if journal_path is not None else frozenset()
     return GenerationPlan(specs=specs, domain=templates, config=config, llm=llm, encoder=enc,
-                          scope=scope, pairs=pairs, tasks=tasks, base=base, out=out_path,
+                          scope=scope, pairs=pairs, tasks=tasks, base=base_k, out=out_path,
                           journal_path=journal_path, regenerate=regenerate,
                           name_embeddings=name_emb, journaled=journaled)
 
@@ -253,26 +266,33 @@ def _load_encoder(encoder: str | Encoder | None) -> Encoder | None:
     return load_encoder(encoder)
 
 
-def _base_knowledge(specs: Sequence[ClassSpec], domain: str, out: Path | None, overwrite: bool,
-                    name: str | None) -> Knowledge:
-    """The existing output (to update in place) or an empty knowledge for the classes."""
-    names = [s.name for s in specs]
+def _existing_output(out: Path | None, overwrite: bool) -> Knowledge | None:
+    """The output file as knowledge, if it exists and is to be updated rather than replaced."""
     if out is None or overwrite or not out.exists():
+        return None
+    try:
+        return load_knowledge(out)
+    except KnowledgeError as e:
+        raise ConfigError(f"{str(out)!r} exists but is not a usable knowledge file ({e}); pass "
+                          "--overwrite to replace it, or choose another --out") from None
+
+
+def _base_knowledge(specs: Sequence[ClassSpec], domain: str, existing: Knowledge | None,
+                    where: str, name: str | None) -> Knowledge:
+    """``existing`` (to update in place) aligned to the class list, or an empty knowledge."""
+    names = [s.name for s in specs]
+    if existing is None:
         return Knowledge([ClassKnowledge(s.name, description=s.description) for s in specs],
                          domain=domain, name=name)
-    hint = "pass --overwrite to replace it, or choose another --out"
-    try:
-        existing = load_knowledge(out)
-    except KnowledgeError as e:
-        raise ConfigError(f"{str(out)!r} exists but is not a usable knowledge file ({e}); {hint}") from None
+    hint = "pass --overwrite to start from scratch, or choose another --out"
     theirs = {normalize_name(n) for n in existing.class_names}
     ours = {normalize_name(n) for n in names}
     if theirs != ours:
         extra, missing = sorted(theirs - ours), sorted(ours - theirs)
-        raise ConfigError(f"{str(out)!r} exists and describes other classes (only in the file: "
-                          f"{extra[:3]}, only in the class list: {missing[:3]}); {hint}")
+        raise ConfigError(f"{where} describes other classes (only there: {extra[:3]}, only in the "
+                          f"class list: {missing[:3]}); {hint}")
     if existing.domain != domain:
-        raise ConfigError(f"{str(out)!r} exists with domain {existing.domain!r}, not {domain!r}; {hint}")
+        raise ConfigError(f"{where} has domain {existing.domain!r}, not {domain!r}; {hint}")
     k = existing.align(names)
     for c, s in zip(k.classes, specs):
         if s.description:
@@ -438,17 +458,21 @@ def _provenance(plan: GenerationPlan) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------- entry point
 
 
-def generate_knowledge(classes: str | os.PathLike | Iterable[str | ClassSpec | dict],
-                       llm: str | LLM, *, domain: str = "generic",
+def generate_knowledge(classes: str | os.PathLike | Iterable[str | ClassSpec | dict] | None,
+                       llm: str | LLM, *, domain: str | None = None,
                        encoder: str | Encoder | None = None, out: str | os.PathLike | None = None,
                        config: GenerationConfig | None = None, only: Sequence[str] | None = None,
                        regenerate: bool = False, overwrite: bool = False,
                        journal: str | os.PathLike | None = None, name: str | None = None,
+                       base: str | os.PathLike | Knowledge | None = None,
                        dry_run: bool = False, progress: bool = False,
                        llm_options: dict[str, Any] | None = None) -> GenerationResult:
     """Generate class knowledge with a language model.
 
-    ``classes``: a class-list file, a shipped dataset name, or names / ``ClassSpec``s / dicts.
+    ``classes``: a class-list file, a shipped dataset name, or names / ``ClassSpec``s / dicts;
+    ``None`` takes them from ``base``. ``domain``: prompt domain (default: that of ``base`` or of
+    an existing ``out``, else ``"generic"``). ``base``: knowledge (file, pack name or object) to
+    start from instead of an existing ``out``.
     ``llm``: a spec (``"openai:gpt-4o-mini"``, ``"ollama:llama3.1"``, ``"local:smollm2"``) or an
     :class:`~coderclip.atg.llm.LLM`; ``llm_options`` go to :func:`~coderclip.atg.llm.load_llm`.
     ``encoder``: spec or :class:`~coderclip.encoders.base.Encoder` for the look-alike filter, the
@@ -462,7 +486,7 @@ def generate_knowledge(classes: str | os.PathLike | Iterable[str | ClassSpec | d
     """
     plan = plan_generation(classes, llm, domain=domain, encoder=encoder, out=out, config=config,
                            only=only, regenerate=regenerate, overwrite=overwrite, journal=journal,
-                           name=name, llm_options=llm_options)
+                           name=name, base=base, llm_options=llm_options)
     if dry_run:
         return GenerationResult(plan=plan)
     try:

@@ -23,6 +23,10 @@ examples:
   # what would be asked, and how many calls, without asking
   coderclip generate --classes imagenet.txt --llm openai:gpt-4o-mini --encoder ... --out k.json --dry-run
 
+  # your own copy of a shipped pack with contrasts from your model
+  coderclip generate --base food101 --types contrasts --llm vllm:Qwen/Qwen2.5-72B-Instruct \
+      --encoder open_clip:ViT-B-32:openai --out my_food101.json
+
   # redo one class's attributes in an existing file, leaving everything else alone
   coderclip generate --classes classes.txt --llm openai:gpt-4o --out k.json --types attributes \\
       --only "hot dog" --regenerate --temperature 0.7
@@ -38,9 +42,10 @@ def add_parser(sub) -> None:
         description="Ask a language model, class by class, for visual attributes, look-alikes, "
                     "synonyms and one-vs-one differences, and write them as a knowledge file.",
         epilog=EXAMPLES, formatter_class=example_formatter)
-    p.add_argument("--classes", required=True,
+    p.add_argument("--classes", default=None,
                    help="class list: a text file (one name per line), a CSV/TSV or JSON file with "
-                        "names and optional descriptions, or a shipped dataset name (e.g. food101)")
+                        "names and optional descriptions, or a shipped dataset name (e.g. food101); "
+                        "default: the classes of --base")
     p.add_argument("--llm", required=True,
                    help="language model: openai:MODEL, ollama:MODEL, vllm:MODEL, llamacpp:MODEL, "
                         "lmstudio:MODEL, or local:PATH (a model folder, a .gguf file; local:smollm2 "
@@ -48,9 +53,13 @@ def add_parser(sub) -> None:
     p.add_argument("--out", "-o", required=True,
                    help="knowledge file to write; if it exists with the same classes, only the "
                         "generated items are replaced")
-    p.add_argument("--domain", default="generic",
+    p.add_argument("--base", default=None, metavar="FILE_OR_PACK",
+                   help="start from this knowledge file or shipped pack instead of an existing "
+                        "--out (e.g. regenerate one type of a pack into your own file)")
+    p.add_argument("--domain", default=None,
                    help="prompt domain: generic, food, pet, flower, bird, aircraft, car, texture, "
-                        "satellite, action, places (default generic)")
+                        "satellite, action, places (default: that of --base or of an existing "
+                        "--out, else generic)")
     p.add_argument("--name", default=None, help="name stored in the knowledge file")
     p.add_argument("--encoder", default=None,
                    help="CLIP model spec for the look-alike filter, WordNet sense choice and "
@@ -108,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     from ..atg import GenerationConfig, RetryPolicy, generate_knowledge
     from ..errors import ConfigError
 
+    if args.classes is None and args.base is None:
+        raise ConfigError("give --classes (a class list) or --base (a knowledge file or pack)")
     types = tuple(t.strip() for t in args.types.split(",") if t.strip())
     if args.max_retries < 0:
         raise ConfigError(f"--max-retries must be 0 or more, got {args.max_retries}")
@@ -128,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     result = generate_knowledge(
         args.classes, args.llm, domain=args.domain, encoder=encoder, out=args.out, config=config,
         only=args.only, regenerate=args.regenerate, overwrite=args.overwrite, journal=args.journal,
-        name=args.name, dry_run=args.dry_run, llm_options=llm_options,
+        name=args.name, base=args.base, dry_run=args.dry_run, llm_options=llm_options,
         progress=not args.no_progress and sys.stderr.isatty())
     if args.dry_run:
         print(result.plan.format())
