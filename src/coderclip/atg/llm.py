@@ -32,6 +32,13 @@ class TransientLLMError(LLMError):
         self.retry_after = retry_after
 
 
+class RequestAdapted(TransientLLMError):
+    """The backend changed how it asks (after the server refused a parameter): send it again now.
+
+    Each adaptation happens at most once per backend, so this cannot loop.
+    """
+
+
 class FatalLLMError(LLMError):
     """A failure every further request would repeat (authentication, unknown model): stop the run."""
 

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, LLMError
-from .llm import LLM, ChatRequest, ChatResult, FatalLLMError, TransientLLMError
+from .llm import LLM, ChatRequest, ChatResult, FatalLLMError, RequestAdapted, TransientLLMError
 from .retry import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -148,16 +148,14 @@ class OpenAICompatibleLLM(LLM):
             if status in _TRANSIENT_STATUS or status >= 500:
                 retry_after = parse_retry_after(dict(e.response.headers))
                 raise TransientLLMError(f"HTTP {status} from {where}: {detail}", retry_after) from None
-            if status in (400, 422) and self._adapt(detail):
-                raise TransientLLMError(f"adapted the request to the server ({detail})",
-                                        retry_after=0.0) from None
+            if status in (400, 422) and self._adapt(detail, kwargs):
+                raise RequestAdapted(f"adapted the request to the server ({detail})") from None
             if use_schema and self.structured_mode == "auto" and status in (400, 422):
                 # The server does not do JSON-schema output: plain lists from now on.
                 self._structured = False
                 log.warning("%s rejected structured (JSON schema) output (HTTP %s: %s); "
                             "asking for plain lists instead", where, status, detail)
-                raise TransientLLMError("structured output not supported; retrying as plain list",
-                                        retry_after=0.0) from None
+                raise RequestAdapted("structured output not supported; asking for a plain list") from None
             if status in (401, 403):
                 name = self.api_key_env or "OPENAI_API_KEY"
                 raise FatalLLMError(f"{where} refused the request (HTTP {status}): check the key in "
@@ -183,15 +181,17 @@ class OpenAICompatibleLLM(LLM):
         )
 
 
-    def _adapt(self, detail: str) -> bool:
-        """Switch off a request parameter the server just refused; True if something changed."""
+    def _adapt(self, detail: str, sent: dict[str, Any]) -> bool:
+        """Stop sending a parameter the server refused; True if the refused request had it (also
+        when a concurrent request already switched it off)."""
         low = detail.lower()
-        if "max_tokens" in low and "max_completion_tokens" in low and self._length_param == "max_tokens":
+        if "max_tokens" in sent and "max_tokens" in low and "max_completion_tokens" in low:
             self._length_param = "max_completion_tokens"
             return True
-        if "temperature" in low and self._send_temperature:
+        if "temperature" in sent and "temperature" in low:
+            if self._send_temperature:
+                log.warning("%s does not accept a temperature; using the model's default", self.identity)
             self._send_temperature = False
-            log.warning("%s does not accept a temperature; using the model's default", self.identity)
             return True
         return False
 

@@ -20,7 +20,7 @@ from ..templates import DomainTemplates
 from .analogous import AnalogousFilter
 from .classes import ClassSpec
 from .config import GenerationConfig
-from .llm import LLM, ChatRequest, FatalLLMError, TransientLLMError
+from .llm import LLM, ChatRequest, FatalLLMError, RequestAdapted, TransientLLMError
 from .parsing import finalize, parse_list, parse_pair
 from .plan import Task, build_prompt
 from .prompts import Prompt
@@ -97,6 +97,9 @@ class TaskRunner:
                 result = self.llm.chat(request)
             except FatalLLMError:
                 raise
+            except RequestAdapted as e:
+                log.info("%s: %s", label, e)
+                continue  # same question, asked the way the server accepts
             except TransientLLMError as e:
                 self.stats.add(transient_failures=1)
                 if transient >= policy.max_retries:
