@@ -73,8 +73,15 @@ def test_clean_item_case_rules():
 
 
 def test_finalize_dedupes_caps_and_drops_overlong_and_class_names():
-    items = ["red cap", "Red  cap", "x " * 30, "a hamburger", "white spots", "gills", "stem"]
+    items = ["red cap", "Red  cap", "x " * 30, "a hamburger", "a", "white spots", "gills", "stem"]
     assert finalize(items, limit=3, exclude=["hamburger"]) == ["red cap", "white spots", "gills"]
+
+
+def test_echoes_of_the_worked_example_are_dropped():
+    from coderclip.atg.prompts import ATTRIBUTE_EXAMPLE
+
+    items = ["oval shape with a small point at each end", "A glossy surface", "sesame seeds"]
+    assert finalize(items, limit=5, exclude=ATTRIBUTE_EXAMPLE) == ["sesame seeds"]
 
 
 def test_pair_with_headers_colons_and_for():

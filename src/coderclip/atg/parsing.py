@@ -27,6 +27,7 @@ _NONE = re.compile(r"^(none|n/?a|nothing|no (other )?(names|synonyms|alternative
                    r"there are no\b.*|\[\])\W*$", re.IGNORECASE)
 _FENCE = re.compile(r"```[a-zA-Z]*\s*(.*?)```", re.DOTALL)
 _MARKUP = re.compile(r"(\*\*|__|`|\*(?=\S)|(?<=\S)\*)")
+_ARTICLES = {"a", "an", "the"}
 _QUOTES = "\"'“”‘’«»"
 #: Where a name-only item ends and an explanation begins ("cheeseburger - a burger with cheese").
 _NAME_END = re.compile(r"\s+[-–—]\s+|:\s|\s\(|,\s")
@@ -120,12 +121,15 @@ def clean_item(item: Any, *, names_only: bool = False) -> str:
 
 def finalize(items: Iterable[str], *, limit: int, exclude: Iterable[str] = (),
              max_chars: int = 150, max_words: int = 20) -> list[str]:
-    """De-duplicate (order kept), drop overlong items and those naming an excluded class, cap."""
-    banned = {normalize_name(e) for e in exclude}
+    """De-duplicate (order kept), drop overlong or empty-ish items and those equal to an excluded
+    text (a class name, the prompt's own example), cap at ``limit``."""
+    banned = {normalize_name(e) for e in exclude} | {normalize_name(_drop_article(e)) for e in exclude}
     kept = []
     for it in dedupe(items):
         if len(it) > max_chars or len(it.split()) > max_words:
             continue
+        if len(it) < 2 or it.casefold() in _ARTICLES:
+            continue  # an answer cut off after its first word
         if normalize_name(it) in banned or normalize_name(_drop_article(it)) in banned:
             continue
         kept.append(it)

@@ -36,6 +36,13 @@ _PAIR_SCHEMA: dict[str, Any] = {
 }
 
 
+#: The worked example in the attributes question (small models sometimes copy it back: such
+#: items are dropped).
+ATTRIBUTE_EXAMPLE = ("an oval shape with a small point at each end", "a bright yellow, dimpled peel",
+                     "a glossy surface", "pale yellow segments when cut open",
+                     "a small green stem scar")
+
+
 @dataclasses.dataclass(frozen=True)
 class Prompt:
     """Messages for one question, and the schema of its answer."""
@@ -74,8 +81,7 @@ def _messages(user: str) -> tuple[dict[str, str], ...]:
 def attributes_prompt(name: str, subject: str, n: int, *, description: str | None = None,
                       structured: bool = False) -> Prompt:
     """Visual features that help recognise the class in a photo (with a worked example)."""
-    example_items = ["an oval shape with a small point at each end", "a bright yellow, dimpled peel",
-                     "a glossy surface", "pale yellow segments when cut open", "a small green stem scar"]
+    example_items = list(ATTRIBUTE_EXAMPLE)
     if structured:
         example = '{"items": [' + ", ".join(f'"{e}"' for e in example_items) + "]}"
     else:

@@ -23,7 +23,7 @@ from .config import GenerationConfig
 from .llm import LLM, ChatRequest, FatalLLMError, RequestAdapted, TransientLLMError
 from .parsing import finalize, parse_list, parse_pair
 from .plan import Task, build_prompt
-from .prompts import Prompt
+from .prompts import ATTRIBUTE_EXAMPLE, Prompt
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -145,7 +145,8 @@ class TaskRunner:
         if kind == "synonyms":
             limit, exclude, names_only = self.config.n_synonyms, self.names, True
         else:
-            limit, exclude, names_only = self.config.n_attributes, [self.names[i]], False
+            limit, names_only = self.config.n_attributes, False
+            exclude = [self.names[i], *ATTRIBUTE_EXAMPLE]
 
         def parse(text: str) -> list[str] | None:
             items = parse_list(text, names_only=names_only)
