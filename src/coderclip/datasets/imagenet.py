@@ -27,9 +27,28 @@ _WNID = re.compile(r"^n\d{8}$")
 
 
 def imagenet_class_names() -> list[str]:
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+    """The 1000 names of ``open_clip.zero_shot_metadata.IMAGENET_CLASSNAMES``.
 
-    names = list(IMAGENET_CLASSNAMES)
+    Read from open_clip's file as a literal (importing open_clip itself takes seconds), or taken
+    from the module when it is already imported.
+    """
+    import ast
+    import importlib.util
+    import sys
+
+    module = sys.modules.get("open_clip.zero_shot_metadata")
+    if module is not None:
+        names = list(module.IMAGENET_CLASSNAMES)
+    else:
+        spec = importlib.util.find_spec("open_clip")
+        if spec is None or not spec.submodule_search_locations:
+            raise DatasetError("ImageNet class names come from open_clip, which is not installed")
+        source = Path(list(spec.submodule_search_locations)[0]) / "zero_shot_metadata.py"
+        names = []
+        for node in ast.parse(source.read_text(encoding="utf-8")).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and getattr(node.targets[0], "id", None) == "IMAGENET_CLASSNAMES"):
+                names = list(ast.literal_eval(node.value))
     if len(names) != 1000:
         raise DatasetError(f"open_clip's IMAGENET_CLASSNAMES has {len(names)} names, expected 1000")
     return names
