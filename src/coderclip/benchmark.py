@@ -55,13 +55,17 @@ def load_dataset(name: str, root: str, split: str = "test"):
     return LOADERS[name](root, split=split)
 
 
-def resolve_knowledge(source: str | None, dataset):
-    """(knowledge aligned to the dataset's classes, file it came from or None, description)."""
+def resolve_knowledge(source: str | None, dataset, pack_name: str | None = None):
+    """(knowledge aligned to the dataset's classes, file it came from or None, description).
+
+    Without ``source``, the shipped pack called ``pack_name`` (the dataset's registry name) is
+    used when there is one, else names-only knowledge in the dataset's domain.
+    """
     from .knowledge import Knowledge, load_knowledge
     from .packs import has_pack, pack_path
 
-    if source is None and has_pack(dataset.name):
-        source = dataset.name
+    if source is None and pack_name and has_pack(pack_name):
+        source = pack_name
     if source is None:
         kn = Knowledge.from_class_names(dataset.class_names, domain=dataset.domain, name=dataset.name)
         return kn, None, "class names only (no knowledge pack for this dataset)"
@@ -183,6 +187,7 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
     from .encoders import load_encoder
     from .evaluation import DEFAULT_KS, DEFAULT_TAUS, predict_zero_shot, provenance, score_zero_shot
     from .feature_cache import encode_dataset
+    from .knowledge import file_sha256
     from .templates import TEMPLATES_VERSION
     from .textbank import TEXT_TYPES, TextBank
 
@@ -207,7 +212,11 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
     for spec in datasets:
         test = load_dataset(spec.name, spec.root, "test")
         val = load_dataset(spec.name, spec.root, "val") if selecting else None
-        kn, kfile, ksource = resolve_knowledge(spec.knowledge, test)
+        if val is not None and val.class_names != test.class_names:
+            raise DatasetError(f"{test.name}: the val split has other classes than the test split "
+                               f"({len(val.class_names)} vs {len(test.class_names)}); τ and K "
+                               "cannot be chosen on it")
+        kn, kfile, ksource = resolve_knowledge(spec.knowledge, test, pack_name=spec.name)
         prepared.append((spec, test, val, kn, kfile, ksource))
 
     runs, model_records = [], []
@@ -277,7 +286,8 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
             "labels_read_after_predictions": True,
         },
         "models": model_records,
-        "datasets": [{"name": s.name, "root": s.root, "knowledge": ks_, "knowledge_file": kf,
+        "datasets": [{"name": t.name, "loader": s.name, "root": s.root, "knowledge": ks_,
+                      "knowledge_file": kf, "knowledge_sha256": file_sha256(kf) if kf else None,
                       "test_images": len(t), "val_images": len(v) if v is not None else None,
                       "classes": len(t.class_names), "domain": t.domain}
                      for s, t, v, _, kf, ks_ in prepared],
@@ -306,9 +316,10 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "x"
 
 
-def write_benchmark(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``report.json``, ``report.md`` and ``charts/*.png`` into ``out_dir``; returns the
-    paths. The chart file names (relative to ``out_dir``) are recorded in ``report["charts"]``."""
+def write_benchmark(report: dict, out_dir: str | os.PathLike, charts: bool = True) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and (unless ``charts=False``) ``charts/*.png`` into
+    ``out_dir``; returns the paths. The chart file names (relative to ``out_dir``) are recorded
+    in ``report["charts"]``."""
     import json
 
     from .charts import write_charts
@@ -316,7 +327,7 @@ def write_benchmark(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    charts = write_charts(report, out / "charts")
+    charts = write_charts(report, out / "charts") if charts else {}
     report["charts"] = {k: str(p.relative_to(out)) for k, p in charts.items()}
     paths = {"json": out / "report.json", "markdown": out / "report.md"}
     atomic_write_text(paths["json"], json.dumps(report, indent=2, ensure_ascii=False) + "\n")
@@ -336,11 +347,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def benchmark_markdown(report: dict) -> str:
     """The report as Markdown: accuracy tables, ablation, rerank counts, protocol, provenance."""
-    from .evaluation import ABLATION, METHOD_LABELS
+    from .charts import _method_labels
 
     prov = report["provenance"]
     st = report["settings"]
     runs = report["runs"]
+    labels = _method_labels(runs)
     lines = ["# coderclip benchmark", "",
              f"coderclip {prov['coderclip_version']} · templates {prov['templates_version']} · "
              f"torch {prov['torch_version']} · seed {prov['seed']} · {report['created']}", ""]
@@ -349,12 +361,12 @@ def benchmark_markdown(report: dict) -> str:
     for metric, title in (("top1", "Top-1 accuracy (%)"), ("top5", "Top-5 accuracy (%)")):
         lines += [f"## {title}", ""]
         rows = [[r["dataset"]["name"], f"`{r['model']}`", str(r["n_images"]),
-                 *(_f(r["methods"].get(m, {}).get(metric)) for m in METHOD_LABELS)] for r in runs]
-        lines += _table(["dataset", "model", "images", *METHOD_LABELS.values()], rows) + [""]
+                 *(_f(r["methods"].get(m, {}).get(metric)) for m in labels)] for r in runs]
+        lines += _table(["dataset", "model", "images", *labels.values()], rows) + [""]
     lines += ["## Ablation ladder (top-1 %)", "",
               "Heuristic classifier with the name prompt (P), then attributes (Att), analogous "
               "concepts (Ana) and synonyms (Syn) added; the last column adds the one-vs-one rerank.", ""]
-    steps = [*ABLATION, "+rerank"]
+    steps = list(dict.fromkeys(s for r in runs for s in r["ablation"]))
     lines += _table(["dataset", "model", *steps],
                     [[r["dataset"]["name"], f"`{r['model']}`", *(_f(r["ablation"].get(s)) for s in steps)]
                      for r in runs]) + [""]
@@ -402,10 +414,8 @@ def benchmark_markdown(report: dict) -> str:
                      + (f"; weights {files}" if files else "; weights file not found on disk"))
     for d in report["datasets"]:
         kn = d["knowledge"] or "class names only"
-        kf = next((r["provenance"]["knowledge"]["file"] for r in runs
-                   if r["dataset"]["name"] == d["name"] and r["provenance"]["knowledge"]["file"]), None)
-        kdesc = f"{kn} (sha256 `{kf['sha256'][:16]}…`)" if kf else kn
-        lines.append(f"- dataset {d['name']}: `{d['root']}`, {d['test_images']} test images, "
+        kdesc = f"{kn} (sha256 `{d['knowledge_sha256'][:16]}…`)" if d["knowledge_sha256"] else kn
+        lines.append(f"- dataset {d['name']} ({d['loader']}): `{d['root']}`, {d['test_images']} test images, "
                      f"{d['classes']} classes, domain {d['domain']}; knowledge {kdesc}")
     skipped = sum(len(r["skipped_images"]) for r in runs)
     if skipped:

@@ -36,13 +36,21 @@ def _run_label(run: dict, with_model: bool) -> str:
     return f"{run['dataset']['name']} / {run['model']}" if with_model else run["dataset"]["name"]
 
 
-def accuracy_chart(report: dict, path: Path) -> Path:
-    from .evaluation import METHOD_LABELS
+def _method_labels(runs: list[dict]) -> dict[str, str]:
+    """method key -> display label, in report order (charts read nothing but the report)."""
+    out: dict[str, str] = {}
+    for r in runs:
+        for m, v in r["methods"].items():
+            out.setdefault(m, v["label"])
+    return out
 
+
+def accuracy_chart(report: dict, path: Path) -> Path:
     runs = report["runs"]
     models = list(dict.fromkeys(r["model"] for r in runs))
     datasets = list(dict.fromkeys(r["dataset"]["name"] for r in runs))
-    methods = [m for m in METHOD_LABELS if any(m in r["methods"] for r in runs)]
+    labels = _method_labels(runs)
+    methods = list(labels)
     fig = _figure(max(6.0, 1.2 + 0.9 * len(datasets) * max(1, len(methods)) / 2), 2.0 + 3.0 * len(models))
     axes = fig.subplots(len(models), 1, squeeze=False)[:, 0]
     width = 0.8 / max(1, len(methods))
@@ -51,7 +59,7 @@ def accuracy_chart(report: dict, path: Path) -> Path:
         for j, m in enumerate(methods):
             xs = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(datasets))]
             ys = [by_ds[d]["methods"].get(m, {}).get("top1", 0.0) if d in by_ds else 0.0 for d in datasets]
-            bars = ax.bar(xs, ys, width, label=METHOD_LABELS[m], color=_COLORS[j % len(_COLORS)])
+            bars = ax.bar(xs, ys, width, label=labels[m], color=_COLORS[j % len(_COLORS)])
             ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
         ax.set_xticks(range(len(datasets)), datasets)
         ax.set_ylabel("top-1 accuracy (%)")
@@ -62,11 +70,9 @@ def accuracy_chart(report: dict, path: Path) -> Path:
 
 
 def ablation_chart(report: dict, path: Path) -> Path:
-    from .evaluation import ABLATION
-
     runs = report["runs"]
     with_model = len({r["model"] for r in runs}) > 1
-    steps = [*ABLATION, "+rerank"]
+    steps = list(dict.fromkeys(s for r in runs for s in r["ablation"]))
     fig = _figure(7.0, 4.0)
     ax = fig.subplots()
     for i, r in enumerate(runs):

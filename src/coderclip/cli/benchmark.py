@@ -56,6 +56,7 @@ def add_parser(sub) -> None:
                    help="choose the rerank K on the val split the same way; default: fixed --rerank-k")
     s.add_argument("--seed", type=int, default=0, help="random seed, recorded in the report (default 0)")
     p.add_argument("--out", "-o", required=True, help="output folder (report.json, report.md, charts/)")
+    p.add_argument("--no-charts", action="store_true", help="write the JSON and Markdown reports only")
     p.set_defaults(func=run)
 
 
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                            device=args.device, precision=args.precision, batch_size=args.batch_size,
                            num_workers=args.workers, cache=not args.no_cache,
                            show_progress_bar=sys.stderr.isatty())
-    paths = write_benchmark(report, args.out)
+    paths = write_benchmark(report, args.out, charts=not args.no_charts)
     for row in report["runs"]:
         methods = "  ".join(f"{v['label']} {v['top1']:.2f}" for v in row["methods"].values())
         print(f"{row['dataset']['name']} / {row['model']}: {methods}")
