@@ -243,6 +243,8 @@ def test_holdout_is_deterministic_and_per_class():
     assert sorted(val + holdout(keys, labels, "train")) == list(range(40))
     assert sorted(labels[i] for i in val) == [0, 0, 1, 1]  # 10% of 20 per class
     assert holdout(["a"], [0], "val") == []  # a lone image stays in train
+    assert len(holdout(keys, [0] * 40, "val", max_per_class=2)) == 2
+    assert set(holdout(keys, [0] * 40, "val", max_per_class=2)) <= set(holdout(keys, [0] * 40, "val"))
 
 
 def test_place_names():
@@ -252,3 +254,16 @@ def test_place_names():
     assert place_name("/b/bakery/shop") == "shop bakery"
     assert place_name("/a/airfield") == "airfield"
     assert place_name("/s/ski_slope") == "ski slope"
+
+
+def test_docs_and_cli_help_name_every_loader():
+    from pathlib import Path
+
+    from coderclip.cli.benchmark import EXAMPLES
+
+    doc = (Path(__file__).parents[2] / "docs" / "benchmark.md").read_text()
+    for key, info in DATASETS.items():
+        assert f"| `{key}` |" in doc, key
+        assert key in EXAMPLES, key
+        assert LOADERS[key] is not None
+    assert set(DATASETS) == set(LOADERS)

@@ -28,6 +28,9 @@ SPLITS = ("train", "val", "test")
 #: Share of each class's training images held out as the validation split, for datasets that
 #: publish no validation split of their own.
 VAL_FRACTION = 0.1
+#: Cap on held-out images per class for the very large training sets (ImageNet, Places365), so
+#: that choosing τ on val stays cheap: 10 per class is 10 000 ImageNet images.
+LARGE_VAL_PER_CLASS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,12 +223,13 @@ def place_name(category: str) -> str:
 
 # ---------------------------------------------------------------------------------- splits
 def holdout(keys: Sequence[str], labels: Sequence[int], part: str,
-            fraction: float = VAL_FRACTION) -> list[int]:
+            fraction: float = VAL_FRACTION, max_per_class: int | None = None) -> list[int]:
     """Indices of the ``train`` or ``val`` part of a training list that has no official val split.
 
-    Per class, the ``fraction`` of images (at least one, when a class has two or more) whose
-    SHA-256 of the relative path sorts first form the validation part. The choice depends only on
-    the file names, so it is the same on every machine and for every seed.
+    Per class, the ``fraction`` of images (at least one when a class has two or more, at most
+    ``max_per_class``) whose SHA-256 of the relative path sorts first form the validation part.
+    The choice depends only on the file names, so it is the same on every machine and for every
+    seed.
     """
     if part not in ("train", "val"):
         raise ValueError(part)
@@ -237,6 +241,8 @@ def holdout(keys: Sequence[str], labels: Sequence[int], part: str,
         if len(idx) < 2:
             continue
         n = max(1, int(round(fraction * len(idx))))
+        if max_per_class is not None:
+            n = min(n, max_per_class)
         ranked = sorted(idx, key=lambda i: hashlib.sha256(keys[i].encode()).hexdigest())
         val.update(ranked[:n])
     return [i for i in range(len(keys)) if (i in val) == (part == "val")]

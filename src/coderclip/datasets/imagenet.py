@@ -9,14 +9,15 @@ from pathlib import Path
 from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES
 from . import ImageDataset, register_loader
-from ._layout import (DatasetInfo, check_split, describe, fail, holdout, make_dataset, select)
+from ._layout import (LARGE_VAL_PER_CLASS, DatasetInfo, check_split, describe, fail, holdout,
+                      make_dataset, select)
 
 INFO = describe(DatasetInfo(
     key="imagenet", title="ImageNet", domain="generic", n_classes=1000,
     layout="train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (1000 WordNet-id folders such as n01440764 "
            "each; also accepted under images/, the CoOp layout)",
-    splits="test = official val set; train = official train set minus val; val = 10% of each "
-           "class's train images"))
+    splits="test = official val set; val = 10 train images per class; train = the other "
+           "train images"))
 INFO_V2 = describe(DatasetInfo(
     key="imagenet_v2", title="ImageNet-V2", domain="generic", n_classes=1000,
     layout="imagenetv2-matched-frequency-format-val/<label>/*.jpeg (folders 0..999; the "
@@ -87,7 +88,8 @@ def load(root: str | Path, split: str = "test") -> ImageDataset:
         paths += files
         labels += [label] * len(files)
     if split != "test":
-        keep = holdout([f"{p.parent.name}/{p.name}" for p in paths], labels, split)
+        keep = holdout([f"{p.parent.name}/{p.name}" for p in paths], labels, split,
+                       max_per_class=LARGE_VAL_PER_CLASS)
         paths, labels = select(paths, keep), select(labels, keep)
     return make_dataset(INFO, imagenet_class_names(), paths, labels, base, split)
 

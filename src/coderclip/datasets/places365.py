@@ -7,14 +7,14 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from . import ImageDataset, register_loader
-from ._layout import (DatasetInfo, check_files_exist, check_split, class_names, describe, fail,
+from ._layout import (LARGE_VAL_PER_CLASS, DatasetInfo, check_files_exist, check_split, class_names, describe, fail,
                       find_root, holdout, make_dataset, place_name, read_lines, require_file, select)
 
 INFO = describe(DatasetInfo(
     key="places365", title="Places365", domain="places", n_classes=365,
     layout="categories_places365.txt, places365_val.txt with val_256/ (or val_large/), and for "
            "train/val places365_train_standard.txt with data_256/ (or data_large/)",
-    splits="test = official val set; train = official train list, val = 10% of each class's "
+    splits="test = official val set; val = 10 train images per class; train = the other "
            "train images",
     names_from_data=True))
 
@@ -58,7 +58,7 @@ def load(root: str | Path, split: str = "test") -> ImageDataset:
     else:
         listing = require_file(INFO, root, root / "places365_train_standard.txt", "training list")
         rel, labels = _listing(listing, len(names))
-        keep = holdout(rel, labels, split)
+        keep = holdout(rel, labels, split, max_per_class=LARGE_VAL_PER_CLASS)
         rel, labels = select(rel, keep), select(labels, keep)
         folder = _image_dir(root, ("data_256", "data_large"))
     paths = [folder / r for r in rel]
