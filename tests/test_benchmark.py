@@ -221,8 +221,8 @@ def test_labels_are_read_only_after_predictions(tmp_path, open_clip_encoder, ope
     monkeypatch.setattr(evaluation, "predict_zero_shot", predict)
     monkeypatch.setattr(ImageDataset, "labels", labels)
     run_benchmark([BenchmarkDataset("eurosat", str(tmp_path / "eurosat"), str(kfile))],
-                  [open_clip_spec], tau_from="val", k_from="val", ks=(2, 3), num_workers=0,
-                  encoders={open_clip_spec: open_clip_encoder})
+                  [open_clip_spec], tau_from="val", k_from="val", ks=(2, 3), taus=(0.0, 0.5),
+                  num_workers=0, encoders={open_clip_spec: open_clip_encoder})
     # val: one prediction per K, then its labels; test: one prediction, then its labels
     assert events == [("predict", 10), ("predict", 10), ("labels", "val"),
                       ("predict", 10), ("labels", "test")]

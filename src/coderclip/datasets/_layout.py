@@ -118,11 +118,10 @@ def read_lines(path: Path) -> list[str]:
 # ---------------------------------------------------------------------------------- CoOp split files
 @dataclasses.dataclass
 class Split:
-    """Relative image paths, integer labels and the split file's class name of each label."""
+    """Relative image paths and integer labels of one split."""
 
     relpaths: list[str]
     labels: list[int]
-    raw_names: dict[int, str]
 
 
 def read_split_zhou(info: DatasetInfo, root: Path, path: Path, split: str) -> tuple[Split, dict[int, str]]:
@@ -138,7 +137,7 @@ def read_split_zhou(info: DatasetInfo, root: Path, path: Path, split: str) -> tu
         raise DatasetError(f"{info.title}: split file {str(path)!r} has no {split!r} list "
                            f"(found {found})")
     names: dict[int, str] = {}
-    out = Split([], [], {})
+    out = Split([], [])
     for key, items in data.items():
         if not isinstance(items, list):
             raise DatasetError(f"{info.title}: {str(path)!r}: {key!r} is not a list")
@@ -152,7 +151,6 @@ def read_split_zhou(info: DatasetInfo, root: Path, path: Path, split: str) -> tu
             if key == split:
                 out.relpaths.append(item[0])
                 out.labels.append(item[1])
-    out.raw_names = names
     return out, names
 
 
