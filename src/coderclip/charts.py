@@ -65,7 +65,8 @@ def accuracy_chart(report: dict, path: Path) -> Path:
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_ylim(0, 105)
         ax.set_title(model, fontsize=10)
-        ax.legend(fontsize=8, loc="upper right", ncols=min(4, len(methods)))
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=min(4, len(methods)), fontsize=8)
     return _save(fig, path)
 
 
@@ -82,6 +83,7 @@ def ablation_chart(report: dict, path: Path) -> Path:
                 label=_run_label(r, with_model))
     ax.set_xticks(range(len(steps)), steps)
     ax.set_ylabel("top-1 accuracy (%)")
+    _min_span(ax, 2.0)
     ax.set_title("Ablation ladder: texts added to the heuristic classifier, then the rerank", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -109,9 +111,18 @@ def sweep_chart(report: dict, path: Path) -> Path:
     ax_k.set_xlabel("K (candidates reranked)")
     ax_k.set_title("accuracy vs K at the τ used", fontsize=10)
     for ax in (ax_tau, ax_k):
+        _min_span(ax, 2.0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _min_span(ax, span: float) -> None:
+    """Keep at least ``span`` accuracy points on the y axis, so flat curves do not look noisy."""
+    lo, hi = ax.get_ylim()
+    if hi - lo < span:
+        low = min(max(0.0, (lo + hi - span) / 2), 100.0 - span)
+        ax.set_ylim(low, low + span)
 
 
 def confusion_chart(run: dict, path: Path, n: int = 10) -> Path:
@@ -123,6 +134,9 @@ def confusion_chart(run: dict, path: Path, n: int = 10) -> Path:
         ax.barh(range(len(pairs)), [p["count"] for p in pairs][::-1], color=_COLORS[3])
         ax.set_yticks(range(len(pairs)), labels, fontsize=8)
         ax.set_xlabel("images (true → predicted)")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
         ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
         ax.set_axis_off()
