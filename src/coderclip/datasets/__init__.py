@@ -132,6 +132,13 @@ def open_dataset(source: str | Path, class_names: Sequence[str] | None = None,
     return from_folder(p, class_names=class_names, domain=domain)
 
 
+#: Modules under coderclip.datasets that register standard dataset loaders (one per dataset
+#: family; see docs/benchmark.md for their layouts).
+STANDARD_MODULES = ("imagenet", "caltech101", "dtd", "eurosat", "fgvc_aircraft", "food101",
+                    "flowers102", "oxford_pets", "stanford_cars", "sun397", "ucf101", "cub200",
+                    "places365", "cifar", "generic")
+
+
 def _register_standard_loaders() -> None:
     """Import the loader modules of the standard benchmarks; each registers itself in LOADERS."""
     import importlib
@@ -140,8 +147,4 @@ def _register_standard_loaders() -> None:
         importlib.import_module(f"{__name__}.{module}")
 
 
-#: Modules under coderclip.datasets that register standard dataset loaders.
-STANDARD_MODULES = ("imagenet", "caltech101", "dtd", "eurosat", "fgvc_aircraft", "food101",
-                    "flowers102", "oxford_pets", "stanford_cars", "sun397", "ucf101", "cub200",
-                    "places365", "cifar", "generic")
 _register_standard_loaders()
