@@ -492,4 +492,5 @@ def generate_knowledge(classes: str | os.PathLike | Iterable[str | ClassSpec | d
     try:
         return run_generation(plan, progress=progress)
     finally:
-        plan.llm.close()
+        if not isinstance(llm, LLM):  # made here from a spec: release it; a caller's LLM stays open
+            plan.llm.close()
