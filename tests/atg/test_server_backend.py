@@ -145,6 +145,14 @@ def test_structured_output_rejected_falls_back_to_plain_lists(chat_server, tmp_p
     assert load_knowledge(tmp_path / "k.json")["pizza"].attributes[0] == "pizza trait 1"
 
 
+def test_structured_on_against_a_server_without_it_stops_the_run(chat_server, tmp_path):
+    server = chat_server(reject_structured=True)
+    with pytest.raises(FatalLLMError, match="--structured auto or off"):
+        _run(server, FOODS, tmp_path, config=_config(concurrency=1),
+             llm_options={"structured": "on"})
+    assert len(server.requests) == 1
+
+
 def test_refused_parameters_are_adapted_once(chat_server, tmp_path):
     server = chat_server()
     server.script("status", 400, {}, "Unsupported parameter: 'max_tokens' is not supported with "

@@ -152,10 +152,15 @@ class OpenAICompatibleLLM(LLM):
                 raise RequestAdapted(f"adapted the request to the server ({detail})") from None
             if use_schema and self.structured_mode == "auto" and status in (400, 422):
                 # The server does not do JSON-schema output: plain lists from now on.
+                if self._structured:
+                    log.warning("%s rejected structured (JSON schema) output (HTTP %s: %s); "
+                                "asking for plain lists instead", where, status, detail)
                 self._structured = False
-                log.warning("%s rejected structured (JSON schema) output (HTTP %s: %s); "
-                            "asking for plain lists instead", where, status, detail)
                 raise RequestAdapted("structured output not supported; asking for a plain list") from None
+            if use_schema and status in (400, 422) and any(w in detail.lower() for w in
+                                                           ("response_format", "json_schema", "schema")):
+                raise FatalLLMError(f"{where} does not accept structured (JSON schema) output "
+                                    f"({detail}); use --structured auto or off") from None
             if status in (401, 403):
                 name = self.api_key_env or "OPENAI_API_KEY"
                 raise FatalLLMError(f"{where} refused the request (HTTP {status}): check the key in "
