@@ -66,6 +66,8 @@ def test_wrong_shapes_and_refusals_are_unusable(text):
 
 def test_clean_item_case_rules():
     assert clean_item("Round bun.") == "round bun"
+    assert clean_item("A bright yellow peel") == "a bright yellow peel"
+    assert clean_item("A") == "a" and clean_item("X ray") == "X ray"
     assert clean_item("Eiffel Tower") == "Eiffel Tower"
     assert clean_item("NASA logo") == "NASA logo"
     assert clean_item("  'quoted'  ") == "quoted"

@@ -113,7 +113,8 @@ def clean_item(item: Any, *, names_only: bool = False) -> str:
     s = " ".join(s.split())
     words = s.split(" ")
     # "Round bun" -> "round bun", but keep "Eiffel Tower", "NASA logo"
-    if words and len(words[0]) > 1 and words[0][0].isupper() and words[0][1:].islower() \
+    first_is_word = len(words[0]) > 1 or words[0] == "A"
+    if words and first_is_word and words[0][0].isupper() and (words[0][1:].islower() or words[0] == "A") \
             and not any(w[:1].isupper() for w in words[1:]):
         s = s[0].lower() + s[1:]
     return s
