@@ -61,3 +61,14 @@ def test_shipped_gguf_generates_a_knowledge_file(tmp_path):
     for rec in records:
         assert rec["llm"] == "local:smollm2" and rec["answers"][0].strip()
     assert r.plan.llm._model is None  # released after the run
+
+
+def test_gguf_parse_memo_is_undone():
+    gguf = pytest.importorskip("gguf")
+    from coderclip.atg.llm_local import _parse_gguf_once
+
+    before = (gguf.GGUFReader, gguf.get_tensor_name_map)
+    with _parse_gguf_once():
+        arch = gguf.MODEL_ARCH.LLAMA
+        assert gguf.get_tensor_name_map(arch, 2) is gguf.get_tensor_name_map(arch, 2)
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == before
