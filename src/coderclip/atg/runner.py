@@ -208,9 +208,11 @@ class TaskRunner:
 
 
 def run_parallel(fn: Callable[[Task], dict[str, Any]], tasks: Sequence[Task], workers: int,
-                 stop: threading.Event) -> Iterator[tuple[Task, dict[str, Any] | None, BaseException | None]]:
+                 stop: threading.Event, stop_on: tuple[type[BaseException], ...] = (FatalLLMError,),
+                 ) -> Iterator[tuple[Task, dict[str, Any] | None, BaseException | None]]:
     """Run ``fn`` over ``tasks`` on ``workers`` daemon threads; yield ``(task, record, error)`` in
-    completion order. Stops handing out tasks once ``stop`` is set."""
+    completion order. Stops handing out tasks once ``stop`` is set, which an error of a
+    ``stop_on`` type does at once."""
     todo: queue.Queue[Task] = queue.Queue()
     for t in tasks:
         todo.put(t)
@@ -225,6 +227,8 @@ def run_parallel(fn: Callable[[Task], dict[str, Any]], tasks: Sequence[Task], wo
             try:
                 done.put((t, fn(t), None))
             except BaseException as e:  # noqa: BLE001 - handed to the caller
+                if isinstance(e, stop_on):
+                    stop.set()
                 done.put((t, None, e))
 
     threads = [threading.Thread(target=worker, name=f"atg-worker-{k}", daemon=True)
