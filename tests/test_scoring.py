@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from coderclip._reference import loop_heuristic_scores, loop_rerank
+from coderclip._reference import ReleaseLoopScorer, loop_heuristic_scores, loop_rerank
 from coderclip.scoring import (CoderTables, clip_scores, coder_vectors, confidence_gap,
                                heuristic_scores, pairwise_scores, rerank_top_k)
 from coderclip.textbank import TEXT_TYPES, TextBank
@@ -186,3 +186,40 @@ def test_chunked_rerank_equals_single_chunk():
     a = rerank_top_k(x, s, tables, tau=1.0, chunk_size=4)
     b = rerank_top_k(x, s, tables, tau=1.0)
     assert torch.equal(a.prediction, b.prediction) and torch.allclose(a.pair_scores, b.pair_scores)
+
+
+def test_heuristic_name_buckets_and_nameless_class():
+    """Classes with 1, 2 and 3 name texts (one bucket each) and a class with none."""
+    bank = manual_bank(["one", "two", "three", "none"], [
+        (0, "name", [1, 0, 0], -1), (0, "attribute", [0, 1, 0], -1),
+        (1, "name", [0, 1, 0], -1), (1, "synonym", [1, 1, 0], -1),
+        (2, "name", [0, 0, 1], -1), (2, "synonym", [1, 0, 1], -1), (2, "synonym", [1, 0, 0], -1),
+        (2, "analogous", [0, 1, 1], -1),
+        (3, "attribute", [1, 0, 0], -1),
+    ], 3)
+    tables = CoderTables.from_bank(bank)
+    assert [k for k, _, _ in tables.name_buckets] == [2, 3] and tables.nameless.tolist() == [3]
+    assert tables.score_emb.shape == (4 + 2 + 3, 3)
+    x = torch.tensor([[0.6, 0.8, 0.0]])
+    s = heuristic_scores(x, tables)[0]
+    r2 = 1 / math.sqrt(2)
+    assert s[0].item() == pytest.approx(100 * (0.8 + 0.6) / 2, abs=1e-4)
+    assert s[1].item() == pytest.approx(100 * max(0.8, 1.4 * r2), abs=1e-4)
+    assert s[2].item() == pytest.approx(100 * (0.8 * r2 + max(0.0, 0.6 * r2, 0.6)) / 2, abs=1e-4)
+    assert s[3].item() == float("-inf")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_release_loop_structure_gives_same_predictions(seed):
+    """The benchmark baseline (the authors' loop structure) and the vectorised scorer agree."""
+    kn = random_knowledge(30, seed=seed, contrast_neighbours=4)
+    bank = TextBank.build(kn, HashEncoder(24), cache=False)
+    x = torch.nn.functional.normalize(torch.randn(70, 24, generator=torch.Generator().manual_seed(seed)), dim=1)
+    tables = CoderTables.from_bank(bank)
+    loop = ReleaseLoopScorer(bank)
+    s_fast = heuristic_scores(x, tables)
+    s_loop = torch.cat([loop.heuristic_scores(x[i:i + 32]) for i in range(0, 70, 32)])
+    assert torch.allclose(s_fast, s_loop, atol=1e-4)
+    for k, tau in [(5, float("inf")), (3, 0.3), (2, 0.0)]:
+        fast = rerank_top_k(x, s_fast, tables, top_k=k, tau=tau).prediction
+        assert loop.predict(x, top_k=k, tau=tau).tolist() == fast.tolist(), (k, tau)
