@@ -223,3 +223,15 @@ def test_release_loop_structure_gives_same_predictions(seed):
     for k, tau in [(5, float("inf")), (3, 0.3), (2, 0.0)]:
         fast = rerank_top_k(x, s_fast, tables, top_k=k, tau=tau).prediction
         assert loop.predict(x, top_k=k, tau=tau).tolist() == fast.tolist(), (k, tau)
+
+
+def test_confidence_gap_equals_softmax_gap():
+    scores = 100 * torch.rand(50, 30, generator=torch.Generator().manual_seed(0)) / 10
+    top2 = torch.softmax(scores, dim=1).topk(2, dim=1).values
+    assert torch.allclose(confidence_gap(scores), top2[:, 0] - top2[:, 1], atol=1e-6)
+    res = rerank_top_k(torch.zeros(50, 4), scores, CoderTables.from_bank(rerank_bank_4d()), top_k=1, tau=1.0)
+    assert torch.allclose(res.gap, top2[:, 0] - top2[:, 1], atol=1e-6) and not res.reranked.any()
+
+
+def rerank_bank_4d():
+    return manual_bank([f"c{i}" for i in range(30)], [(c, "name", [1, 0, 0, c], -1) for c in range(30)], 4)

@@ -187,12 +187,19 @@ class RerankResult:
         return torch.gather(self.candidates, 1, order)
 
 
-def confidence_gap(scores: torch.Tensor) -> torch.Tensor:
-    """p(top1) − p(top2) of softmax(scores) ``[N]`` (scores already carry the ×100 scale)."""
+def confidence_gap(scores: torch.Tensor, top_values: torch.Tensor | None = None) -> torch.Tensor:
+    """p(top1) − p(top2) of softmax(scores) ``[N]`` (scores already carry the ×100 scale).
+
+    Computed as exp(s₁ − lse) − exp(s₂ − lse) from the two best scores and the log-sum-exp, without
+    materialising the softmax; ``top_values`` ``[N, ≥2]`` (sorted top scores) saves a second topk.
+    """
     if scores.shape[1] < 2:
         return torch.ones(scores.shape[0], device=scores.device)
-    top2 = torch.softmax(scores.float(), dim=1).topk(2, dim=1).values
-    return top2[:, 0] - top2[:, 1]
+    if top_values is None or top_values.shape[1] < 2:
+        top_values = scores.topk(2, dim=1).values
+    lse = torch.logsumexp(scores.float(), dim=1, keepdim=True)
+    p = torch.exp(top_values[:, :2].float() - lse)
+    return p[:, 0] - p[:, 1]
 
 
 def pairwise_scores(x: torch.Tensor, candidates: torch.Tensor, tables: CoderTables) -> torch.Tensor:
@@ -242,8 +249,9 @@ def rerank_top_k(x: torch.Tensor, scores: torch.Tensor, tables: CoderTables,
         raise ConfigError(f"top_k must be at least 1, got {top_k}")
     N, C = scores.shape
     k = min(top_k, C)
-    candidates = scores.topk(k, dim=1).indices
-    gap = confidence_gap(scores)
+    top = scores.topk(max(k, min(2, C)), dim=1)     # two at least: the gap needs them
+    candidates = top.indices[:, :k]
+    gap = confidence_gap(scores, top.values)
     reranked = gap < tau if k > 1 else torch.zeros(N, dtype=torch.bool, device=scores.device)
     pair = torch.zeros(N, k, device=scores.device)
     prediction = candidates[:, 0].clone()
