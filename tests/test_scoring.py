@@ -235,3 +235,13 @@ def test_confidence_gap_equals_softmax_gap():
 
 def rerank_bank_4d():
     return manual_bank([f"c{i}" for i in range(30)], [(c, "name", [1, 0, 0, c], -1) for c in range(30)], 4)
+
+
+def test_tables_to_matches_building_in_that_dtype():
+    bank = TextBank.build(random_knowledge(8, seed=2), HashEncoder(16), cache=False)
+    a = CoderTables.from_bank(bank).to(dtype=torch.bfloat16)
+    b = CoderTables.from_bank(bank, dtype=torch.bfloat16)
+    assert a.score_emb.dtype == torch.bfloat16 and a.pair_key.dtype == torch.long
+    x = torch.nn.functional.normalize(torch.randn(5, 16, generator=torch.Generator().manual_seed(0)), dim=1)
+    assert torch.equal(heuristic_scores(x, a), heuristic_scores(x, b))
+    assert [(k, s, c.tolist()) for k, s, c in a.name_buckets] == [(k, s, c.tolist()) for k, s, c in b.name_buckets]

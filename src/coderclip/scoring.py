@@ -97,17 +97,24 @@ class CoderTables:
             s = torch.zeros(C, emb.shape[1]).index_add_(0, ec[ens], emb[er[ens]])
             ensemble_emb = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
-        def put(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+        tables = cls(
+            n_classes=C, general_rows=general_rows, general_emb=emb[general_rows],
+            group_sum=group_sum, group_size=group_size, name_emb=emb[er[n]], name_class=ec[n],
+            pair_key=pair_key, pair_mean=pair_mean, prompt_emb=prompt_emb, ensemble_emb=ensemble_emb,
+            score_emb=score_emb, name_buckets=tuple(name_buckets), nameless=nameless)
+        return tables.to(device, dtype)
 
-        return cls(
-            n_classes=C, general_rows=put(general_rows), general_emb=put(emb[general_rows]),
-            group_sum=put(group_sum), group_size=put(group_size), name_emb=put(emb[er[n]]),
-            name_class=put(ec[n]), pair_key=put(pair_key), pair_mean=put(pair_mean),
-            prompt_emb=put(prompt_emb), ensemble_emb=put(ensemble_emb) if ensemble_emb is not None else None,
-            score_emb=put(score_emb),
-            name_buckets=tuple((k, start, put(cls_k)) for k, start, cls_k in name_buckets),
-            nameless=put(nameless))
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> CoderTables:
+        """A copy on ``device`` with floating-point tables in ``dtype`` (index tensors keep theirs)."""
+        def put(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            return t.to(device=device, dtype=dtype if dtype is not None and t.is_floating_point() else t.dtype)
+
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = {k: put(v) if isinstance(v, torch.Tensor) or v is None else v for k, v in fields.items()}
+        out["name_buckets"] = tuple((k, start, put(c)) for k, start, c in self.name_buckets)
+        return CoderTables(**out)
 
 
 def _score_layout(group_sum: torch.Tensor, emb: torch.Tensor, name_rows: torch.Tensor,
