@@ -209,3 +209,116 @@ def write_json(path: str | None, payload: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(payload, indent=2, default=str) + "\n")
     print(f"\nwrote {path}")
+
+
+# ---------------------------------------------------------------------- an ImageNet-sized knowledge
+def imagenet_sized_knowledge(n_classes: int = 1000, synonyms: int = 1, attributes: int = 8,
+                             analogous: int = 5, contrast_features: int = 2):
+    """Knowledge for ``n_classes`` classes with realistic wording and text lengths: ImageNet class
+    names (from open_clip when it is installed) and attribute / analogous / contrast phrases
+    recycled from the shipped knowledge packs. About 21 texts per class with the defaults
+    (1 name, 1 synonym, 8 attributes, 5 analogous, 1 contrast partner x 2 features x 3 templates).
+    """
+    import itertools
+
+    from coderclip.knowledge import ClassKnowledge, Knowledge
+    from coderclip.packs import load_pack
+
+    try:
+        from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES as names
+    except ImportError:
+        names = ()
+    base = list(dict.fromkeys(names)) or [f"object {i}" for i in range(n_classes)]
+    class_names = [base[i % len(base)] + (f" {i // len(base) + 1}" if i >= len(base) else "")
+                   for i in range(n_classes)]
+    atts, anas, feats = [], [], []
+    for pack in ("cifar100", "food101", "cub200", "caltech101"):
+        for c in load_pack(pack).classes:
+            atts.extend(c.attributes)
+            anas.extend(c.analogous)
+            for f in c.contrasts.values():
+                feats.extend(f)
+    att_it, ana_it, feat_it = itertools.cycle(atts), itertools.cycle(anas), itertools.cycle(feats)
+    classes = []
+    for i, n in enumerate(class_names):
+        classes.append(ClassKnowledge(
+            n, synonyms=[f"{n} variety {j + 1}" for j in range(synonyms)],
+            attributes=[next(att_it) for _ in range(attributes)],
+            analogous=[next(ana_it) for _ in range(analogous)],
+            contrasts={class_names[(i + 1) % n_classes]: [next(feat_it) for _ in range(contrast_features)]}))
+    return Knowledge(classes, domain="generic", name=f"imagenet-sized-{n_classes}")
+
+
+class RandomTextEncoder:
+    """A stand-in text encoder: a fixed random unit vector per text (seeded by the text), so a real
+    text bank can be built without a model. Image embeddings come from elsewhere."""
+
+    def __init__(self, dim: int = 512, identity: str = "random-text-encoder"):
+        self.embed_dim, self.identity, self.name = dim, f"{identity}-{dim}", identity
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+
+    def encode_texts(self, texts, batch_size: int = 256, show_progress_bar: bool = False) -> torch.Tensor:
+        import zlib
+
+        out = torch.empty(len(texts), self.embed_dim)
+        for i, t in enumerate(texts):
+            g = torch.Generator().manual_seed(zlib.crc32(t.encode()))
+            out[i] = torch.randn(self.embed_dim, generator=g)
+        return out / out.norm(dim=1, keepdim=True)
+
+
+class PeakRSS:
+    """Peak resident memory of this process while inside the ``with`` block, in bytes.
+
+    Resets the kernel's high-water mark (``/proc/self/clear_refs``) on entry where allowed;
+    otherwise samples the resident size every few milliseconds from a thread.
+    """
+
+    def __init__(self, interval: float = 0.002):
+        self.interval, self.peak, self.start, self.method = interval, 0, 0, ""
+
+    @staticmethod
+    def current() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    @staticmethod
+    def _hwm() -> int:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        raise OSError("no VmHWM")
+
+    def __enter__(self) -> PeakRSS:
+        import threading
+
+        self.start = self.current()
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            if self._hwm() > self.start * 1.05 + (16 << 20):
+                raise OSError("high-water mark not reset")
+            self.method = "VmHWM (reset via clear_refs)"
+            self._thread = None
+        except OSError:
+            self.method = f"sampled every {self.interval * 1e3:.0f} ms"
+            self._stop = threading.Event()
+            self.peak = self.start
+
+            def poll():
+                while not self._stop.is_set():
+                    self.peak = max(self.peak, self.current())
+                    time.sleep(self.interval)
+
+            self._thread = threading.Thread(target=poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._thread is None:
+            self.peak = max(self._hwm(), self.current())
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, self.current())
