@@ -110,7 +110,7 @@ class ReleaseLoopScorer:
         chunks = torch.split(bank.embeddings[er[ovo][order]], sizes.tolist())
         self.ovo: dict[int, dict[int, torch.Tensor]] = {}
         for k, t in zip(keys.tolist(), chunks):
-            self.ovo.setdefault(k // self.n_classes, {})[k % self.n_classes] = t.clone()
+            self.ovo.setdefault(k // self.n_classes, {})[k % self.n_classes] = t
 
     def heuristic_scores(self, x: torch.Tensor) -> torch.Tensor:
         """Stage-1 scores ``[N, C]`` for one batch, one class at a time."""
