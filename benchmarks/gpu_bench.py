@@ -151,8 +151,8 @@ class Bench:
         self.save()
 
     # ------------------------------------------------------------------ image encoder
-    def build_visual(self, arch: str, dtype: torch.dtype):
-        """(callable pixels -> embeddings, image size, backend name)."""
+    def build_visual(self, arch: str):
+        """(fp32 CPU model, encode function name, image size, backend name), random weights."""
         try:
             import open_clip
         except ImportError:
@@ -162,9 +162,9 @@ class Bench:
                 model = open_clip.model.CLIP(**copy.deepcopy(TINY_CLIP))
             else:
                 model = open_clip.create_model(arch, pretrained=None)
-            model = model.to(self.device, dtype).eval()
-            size = model.visual.image_size
-            return model.encode_image, (size[0] if isinstance(size, (tuple, list)) else size), "open_clip"
+            model = model.visual.eval()   # the image tower only: what encode_image runs
+            size = model.image_size
+            return model, (size[0] if isinstance(size, (tuple, list)) else size), "open_clip"
         try:
             import timm
         except ImportError:
@@ -172,27 +172,30 @@ class Bench:
         names = {"ViT-B-32": ("vit_base_patch32_clip_224", 512), "ViT-L-14": ("vit_large_patch14_clip_224", 768),
                  "tiny": ("vit_tiny_patch16_224", 64)}
         name, dim = names[arch]
-        model = timm.create_model(name, pretrained=False, num_classes=dim).to(self.device, dtype).eval()
-        return model, 224, f"timm:{name}"
+        return timm.create_model(name, pretrained=False, num_classes=dim).eval(), 224, f"timm:{name}"
 
     def image_encoder(self) -> dict:
         out = {}
         for arch, batch in self.sizes.encoders:
+            master, size, backend = self.build_visual(arch)
             for dname in self.sizes.encoder_dtypes:
                 dtype = DTYPES[dname]
                 if self.device.type == "cpu" and dtype == torch.float16:
                     continue
-                fn, size, backend = self.build_visual(arch, dtype)
+                model = copy.deepcopy(master).to(self.device, dtype)
                 pixels = torch.randn(batch, 3, size, size, device=self.device, dtype=dtype)
                 with torch.inference_mode():
-                    t = self.time(lambda: fn(pixels), repeats=self.sizes.repeats, warmup=2)
+                    t = self.time(lambda: model(pixels), repeats=self.sizes.repeats, warmup=2)
                 key = f"{arch}/{dname}"
                 out[key] = {"arch": arch, "dtype": dname, "batch": batch, "backend": backend,
                             **t.as_dict(per=batch), "images_per_s": batch / t.median}
                 self.say(f"{key} ({backend}): {fmt_time(t.median / batch)} per image, "
                          f"{batch / t.median:,.0f} images/s")
-                del fn, pixels
+                del model, pixels
                 gc.collect()
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+            del master
         return out
 
     def vit_b32_seconds(self) -> float | None:
@@ -343,7 +346,7 @@ class Bench:
         texts, _ = build_entries(imagenet_sized_knowledge(self.sizes.text_classes), CODER_TYPES)
         full = copy.copy(enc)
         full.trim_text = False
-        res = {"texts": len(texts), "dtype": dname, "batch_size": self.sizes.text_batch,
+        res = {"texts": len(texts), "dtype": dname, "batch_size": self.sizes.text_batch, "model": enc.name,
                "trim_in_use": bool(enc.trim_text)}
         outs = {}
         for name, e in (("trimmed", enc), ("full", full)):
@@ -440,10 +443,11 @@ class Bench:
                         ["classes", "dtype", "loop", f"vectorised (b{self.sizes.loop_batch})",
                          f"vectorised (b{self.sizes.batch})", f"speedup (b{self.sizes.loop_batch})",
                          f"speedup (b{self.sizes.batch})", "heuristic", "rerank", "explicit φ",
-                         "% of ViT-B/32", "% incl. φ", "same predictions as loop (stage 1, τ=∞, τ=0.5)"], rows)
+                         f"% of {self.sizes.encoders[0][0]}", "% incl. φ",
+                         "same predictions as loop (stage 1, τ=∞, τ=0.5)"], rows)
         te = sec.get("text_encoding", {})
         if "trimmed" in te:
-            print_table(f"Text encoding, {te['texts']:,} texts, ViT-B-32 text tower {te['dtype']}",
+            print_table(f"Text encoding, {te['texts']:,} texts, {te['model']} text tower {te['dtype']}",
                         ["path", "texts / s", "whole bank"],
                         [["full 77-token context", f"{te['full']['texts_per_s']:,.0f}", fmt_time(te["full"]["bank_s"])],
                          ["cut to longest in batch", f"{te['trimmed']['texts_per_s']:,.0f}",
