@@ -152,14 +152,18 @@ def heuristic_scores(x: torch.Tensor, tables: CoderTables) -> torch.Tensor:
     taken bucket by bucket (classes with k names: a ``[N, n_k, k]`` view, max over the last axis).
     """
     C = tables.n_classes
-    sims = (x.to(tables.score_emb.dtype) @ tables.score_emb.T).float()   # [N, C + M']
-    scores = sims[:, :C]
+    sims = x.to(tables.score_emb.dtype) @ tables.score_emb.T   # [N, C + M'], in the tables' dtype
+    # float32 from here, but only the C class columns: the name maxima are exact in any precision,
+    # so the M' name columns of a half-precision product are never upcast (GPU memory traffic)
+    scores = sims[:, :C].float()   # a view of sims when the tables are float32
     for k, start, classes in tables.name_buckets:
         best = sims[:, start:start + k * classes.numel()].unflatten(1, (classes.numel(), k)).amax(dim=2)
-        scores.index_add_(1, classes, best)
+        scores.index_add_(1, classes, best.float())
     if tables.nameless.numel():
         scores.index_fill_(1, tables.nameless, float("-inf"))
-    return 100.0 * scores / (tables.group_size.float() + 1.0)
+    scale = 100.0 / (tables.group_size.float() + 1.0)
+    # a strided view of sims would keep all C + M' columns alive: return a compact copy instead
+    return scores.mul_(scale) if scores.is_contiguous() else scores * scale
 
 
 def clip_scores(x: torch.Tensor, tables: CoderTables, ensemble: bool = False) -> torch.Tensor:
