@@ -7,7 +7,7 @@ OUT="${1:-out/bench-cpu}"
 PY="${PYTHON:-python}"
 mkdir -p "$OUT"
 export PYTHONPATH=src
-for b in image_encoder coder_stage text_bank memory; do
+for b in image_encoder coder_stage text_bank memory before_after; do
   echo "== $b"
   "$PY" "benchmarks/bench_$b.py" --json "$OUT/$b.json" 2>&1 | grep -v "^WARNING" | tee "$OUT/$b.txt"
 done
