@@ -117,7 +117,8 @@ def select_best(accuracy: torch.Tensor) -> tuple[int, int]:
                                             count_include_pad=False)[0, 0]
     best = acc.max()
     cand = (acc == best).nonzero().tolist()
-    return min(cand, key=lambda ij: (-float(smooth[ij[0], ij[1]]), ij[0], ij[1]))
+    i, j = min(cand, key=lambda ij: (-float(smooth[ij[0], ij[1]]), ij[0], ij[1]))
+    return i, j
 
 
 def _around(values: Sequence[float], i: int, points: int) -> list[float]:
