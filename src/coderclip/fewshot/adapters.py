@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .cache_model import (DEFAULT_ALPHA, DEFAULT_BETA, CacheModel, CoderSpace, KeySpace,
-                          identity_space, normalize_rows)
+from .cache_model import CacheModel, CoderSpace, KeySpace, identity_space, normalize_rows
+from .defaults import DEFAULT_ALPHA, DEFAULT_BETA
 from .search import SearchResult, SearchSpace, search_alpha_beta
 
 

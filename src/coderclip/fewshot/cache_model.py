@@ -20,9 +20,6 @@ import torch
 
 from ..errors import ConfigError
 
-#: Validation-free setting: Tip-Adapter's published training-free defaults, used for both adapters.
-DEFAULT_ALPHA = 1.0
-DEFAULT_BETA = 5.5
 
 #: Cap on elements of one temporary key block (keys upcast for a matmul, or one affinity block).
 _BLOCK_ELEMS = 1 << 25

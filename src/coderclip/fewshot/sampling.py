@@ -14,11 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from .defaults import DEFAULT_SEEDS, DEFAULT_SHOTS, VAL_PER_CLASS
 
-#: Validation images per class: min(K, VAL_PER_CLASS).
-VAL_PER_CLASS = 4
-DEFAULT_SHOTS = (1, 2, 4, 8, 16)
-DEFAULT_SEEDS = (1, 2, 3)
 _TRAIN_STREAM, _VAL_STREAM = 0, 1
 
 

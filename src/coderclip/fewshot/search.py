@@ -15,6 +15,7 @@ import torch
 
 from ..errors import ConfigError
 from .cache_model import CacheModel
+from .defaults import DEFAULT_REFINE
 
 #: Coarse α grid: 0 (zero-shot) and 1/16 … 64 in steps of √2.
 COARSE_ALPHAS = (0.0, *(2.0 ** (k / 2) for k in range(-8, 13)))
@@ -31,7 +32,7 @@ class SearchSpace:
 
     alphas: tuple[float, ...] = COARSE_ALPHAS
     betas: tuple[float, ...] = COARSE_BETAS
-    refine: int = 7
+    refine: int = DEFAULT_REFINE
     block_elems: int = DEFAULT_BLOCK_ELEMS
 
     def __post_init__(self) -> None:

@@ -29,6 +29,7 @@ from ..cache import TextEmbeddingCache
 from ..errors import ConfigError, ImageReadError
 from ..images import EncodedImages, load_image
 from .cache_model import normalize_rows
+from .defaults import DEFAULT_VIEWS
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ AUGMENTATION_VERSION = 1
 class Augmentation:
     """How support views are made. ``views=0`` uses the plain preprocessed image once."""
 
-    views: int = 10
+    views: int = DEFAULT_VIEWS
     scale: tuple[float, float] = (0.5, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: bool = True
