@@ -41,13 +41,18 @@ def minmax_rows(a: torch.Tensor) -> torch.Tensor:
     which includes a single support image) becomes all ones: every support image is then "the
     nearest", which is what the maximum maps to in any other row. Never produces NaN for finite input.
     """
+    return minmax_rows_(a.clone())
+
+
+def minmax_rows_(a: torch.Tensor) -> torch.Tensor:
+    """In-place :func:`minmax_rows` (no temporary as large as ``a``)."""
     lo = a.amin(dim=-1, keepdim=True)
     hi = a.amax(dim=-1, keepdim=True)
     span = hi - lo
     eps = torch.finfo(a.dtype).eps
     flat = span <= 4 * eps * torch.maximum(hi.abs(), lo.abs()).clamp_min(1.0)
-    out = (a - lo) / torch.where(flat, torch.ones_like(span), span)
-    return torch.where(flat, torch.ones_like(out), out)
+    a.sub_(lo).div_(torch.where(flat, torch.ones_like(span), span))
+    return a.masked_fill_(flat, 1.0)
 
 
 class CoderSpace:
@@ -193,15 +198,16 @@ class CacheModel:
                 kj = keys[j:j + cols]
                 kj = kj if half_ok else kj.to(torch.float32)
                 out[i:i + rows, j:j + cols] = (qi @ kj.T).to(torch.float32)
-        return minmax_rows(out) if self.minmax else out
+        return minmax_rows_(out) if self.minmax else out
 
     def evidence(self, affinity: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
         """Per-class cache evidence exp(−β (1 − Ã)) L: ``[N, C]`` for a scalar β, ``[B, N, C]``
-        for a vector of B values."""
+        for a vector of B values. One temporary of ``[B, N, S]`` numbers."""
         b = torch.as_tensor(beta, dtype=torch.float32, device=affinity.device)
+        shift = affinity - 1.0
         if b.ndim == 0:
-            return self.index.sum(torch.exp(-b * (1.0 - affinity)))
-        return self.index.sum(torch.exp(-b[:, None, None] * (1.0 - affinity)[None]))
+            return self.index.sum(shift.mul_(b).exp_())
+        return self.index.sum((b[:, None, None] * shift[None]).exp_())
 
     def logits(self, zero_shot: torch.Tensor, affinity: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
         """``zero_shot`` ``[N, C]`` (100 · x̂W) plus α times the cache evidence."""

@@ -1,8 +1,9 @@
 """Choosing α and β on validation data: a coarse grid, then a finer grid around its best point.
 
 Each grid is evaluated in one batched pass: for a block of validation queries the evidence for
-every β is one ``[B, n, C]`` tensor and the logits for every (α, β) one ``[A, B, n, C]`` tensor,
-so the Python loop runs over query blocks, never over grid points.
+every β is one ``[B, n, C]`` tensor, from which the range of α where each query is classified
+correctly follows in closed form, so every (α, β) point costs one comparison per query. The
+Python loop runs over query blocks, never over grid points.
 """
 
 from __future__ import annotations
@@ -88,7 +89,13 @@ def grid_correct(cache: CacheModel, zero_shot: torch.Tensor, affinity: torch.Ten
     """Number of correct validation predictions at every grid point ``[A, B]`` (int64).
 
     ``zero_shot`` ``[N, C]`` = 100 · x̂W, ``affinity`` ``[N, S]`` = Ã of the validation queries,
-    ``labels`` ``[N]``. Predictions are the argmax of the same logits :meth:`CacheModel.logits` gives.
+    ``labels`` ``[N]``.
+
+    For one query and one β, with z its zero-shot logits and e its cache evidence, the true class
+    y wins at α iff α (e_y − e_c) ≥ z_c − z_y for every class c: the set of such α is an interval
+    [lo, hi]. So each (query, β) costs O(C) and each α one comparison, instead of O(C) per
+    (α, β) point. (An exact tie counts as correct here, whereas ``argmax`` picks the first class:
+    the two differ only on ties, which real-valued logits essentially never produce.)
     """
     dev = affinity.device
     a = torch.as_tensor(list(alphas), dtype=torch.float32, device=dev)
@@ -96,13 +103,22 @@ def grid_correct(cache: CacheModel, zero_shot: torch.Tensor, affinity: torch.Ten
     labels = torch.as_tensor(labels, dtype=torch.long, device=dev)
     n, s = affinity.shape
     c = zero_shot.shape[1]
-    per_query = len(b) * s + 2 * len(a) * len(b) * c + s
+    per_query = len(b) * (s + 4 * c) + 2 * s + len(a) * len(b)
     rows = max(1, block_elems // per_query)
     correct = torch.zeros(len(a), len(b), dtype=torch.long, device=dev)
     for i in range(0, n, rows):
-        ev = cache.evidence(affinity[i:i + rows], b)                       # [B, n, C]
-        logits = zero_shot[i:i + rows][None, None] + a[:, None, None, None] * ev[None]
-        correct += (logits.argmax(-1) == labels[i:i + rows]).sum(-1)      # [A, B]
+        y = labels[i:i + rows]
+        ev = cache.evidence(affinity[i:i + rows], b)                        # [B, n, C]
+        de = ev.gather(2, y[None, :, None].expand(len(b), -1, 1)) - ev      # e_y − e_c
+        z = zero_shot[i:i + rows]
+        dz = (z - z.gather(1, y[:, None]))[None]                            # z_c − z_y
+        ratio = dz / de
+        inf = torch.tensor(float("inf"), device=dev)
+        lo = torch.where(de > 0, ratio, -inf).amax(-1)                      # [B, n]
+        hi = torch.where(de < 0, ratio, inf).amin(-1)
+        never = ((de == 0) & (dz > 0)).any(-1)
+        ok = (a[:, None, None] >= lo) & (a[:, None, None] <= hi) & ~never   # [A, B, n]
+        correct += ok.sum(-1)
     return correct
 
 
