@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                "fit_extra_bytes": fit.extra, "predict_seconds": pred.seconds,
                "predict_extra_bytes": pred.extra, "key_bytes": adapter.cache_.nbytes(),
                "key_dtype": str(adapter.cache_.keys.dtype).replace("torch.", ""),
-               "alpha": adapter.alpha_, "beta": adapter.beta_, "test_top1": 100 * acc}
+               "timings": dict(adapter.timings_), "alpha": adapter.alpha_, "beta": adapter.beta_, "test_top1": 100 * acc}
         results.append(row)
         print(f"{name:<30} fit (keys + val affinities + search) {fit.seconds:7.1f} s "
               f"({fit.cpu_seconds:.1f} s CPU), peak "
@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{row['key_dtype']}; predict {args.test} images {pred.seconds:6.1f} s "
               f"(+{fmt_bytes(pred.extra)}); alpha={adapter.alpha_:.3g} beta={adapter.beta_:.3g} "
               f"test {100 * acc:.2f}%")
+        print(" " * 31 + "fit steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in adapter.timings_.items()))
         del adapter
     return results
 

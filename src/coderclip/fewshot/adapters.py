@@ -8,6 +8,7 @@ and integer labels. Nothing here reads images, so the adapters run on precompute
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -55,7 +56,8 @@ class CacheAdapter:
     chunk_size: query images per block when predicting (bounds memory at ``chunk_size × S``).
 
     Fitted attributes: ``cache_`` (:class:`CacheModel`), ``alpha_``, ``beta_``, ``search_``
-    (:class:`SearchResult` or ``None``), ``n_classes_``, ``classes_``.
+    (:class:`SearchResult` or ``None``), ``n_classes_``, ``classes_``, ``timings_`` (seconds spent
+    building the keys, the validation affinities and the search).
     """
 
     #: Short method name used in reports.
@@ -100,9 +102,11 @@ class CacheAdapter:
         self.n_classes_ = int(c)
         self.classes_ = np.arange(c)
         y = _as_labels(support_labels, support.shape[0], c, "support labels", dev)
+        t0 = time.perf_counter()
         self.space_ = self._key_space()
         self.cache_ = CacheModel.build(self.space_(support), y, c, minmax=self.minmax,
                                        key_dtype=self.key_dtype)
+        self.timings_ = {"keys": time.perf_counter() - t0}
         self.search_: SearchResult | None = None
         alpha, beta = self.alpha, self.beta
         if alpha is None or beta is None:
@@ -114,8 +118,12 @@ class CacheAdapter:
             xv = _as_unit(val, "validation embeddings", d, dev)
             yv = _as_labels(val_labels, xv.shape[0], c, "validation labels", dev)
             space = (self.search or SearchSpace()).fixing(alpha, beta)
-            self.search_ = search_alpha_beta(self.cache_, self._zero_shot(xv),
-                                             self.cache_.affinity(self.space_(xv)), yv, space)
+            t0 = time.perf_counter()
+            aff = self.cache_.affinity(self.space_(xv))
+            self.timings_["val_affinity"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            self.search_ = search_alpha_beta(self.cache_, self._zero_shot(xv), aff, yv, space)
+            self.timings_["search"] = time.perf_counter() - t0
             alpha, beta = self.search_.alpha, self.search_.beta
         self.alpha_, self.beta_ = float(alpha), float(beta)
         return self
