@@ -53,3 +53,19 @@ def random_knowledge(n_classes: int, seed: int = 0, contrast_neighbours: int = 2
                 if names[b] not in classes[a].contrasts:
                     classes[a].contrasts[names[b]] = [f"cue {a}-{b}.{k}" for k in range(rng.integers(1, 4))]
     return Knowledge(classes, domain="generic")
+
+
+def write_cache_worker(args):
+    """Process entry point for the concurrent-cache test: encode texts through a shared cache."""
+    root, identity, texts, seed = args
+    from coderclip.cache import TextEmbeddingCache, cached_encode
+
+    enc = HashEncoder(8)
+    cache = TextEmbeddingCache(identity, root)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(5):
+        subset = list(rng.choice(texts, size=len(texts) // 2, replace=False))
+        emb, _ = cached_encode(subset, lambda b: enc.encode_texts(b), cache)
+        out.append((subset, emb.numpy()))
+    return out
