@@ -49,7 +49,7 @@ def test_coder_adapter_logits_by_hand(compress):
                          beta=beta, key_dtype="float32")
     coder.fit(torch.tensor(SUPPORT), LABELS)
     assert coder.space_.compressed == compress          # K = 3 > D = 2
-    aff = coder.cache_.affinity(coder.space_(torch.tensor(X)))[0]
+    aff = coder.cache_.affinity(torch.tensor(X))[0]
     order = torch.argsort(torch.tensor(LABELS), stable=True)
     assert aff.tolist() == pytest.approx([at[i] for i in order.tolist()], abs=1e-5)
     assert coder.decision_function(torch.tensor(X))[0].tolist() == pytest.approx(want, abs=1e-4)
@@ -121,6 +121,10 @@ def test_half_precision_keys_and_blocked_affinities_match_float32(monkeypatch):
     assert half.keys.dtype == torch.float16 and half.nbytes() == 60 * 32 * 2
     monkeypatch.setattr(cache_model, "_BLOCK_ELEMS", 64)    # force many query and key blocks
     got = half.affinity(space(q))
+    # the space applied inside the cache, block by block, gives the same keys and affinities
+    inside = CacheModel.build(sup, labels, 6, minmax=True, space=space, key_dtype="float16")
+    assert torch.equal(inside.keys, half.keys)
+    assert torch.allclose(inside.affinity(q), got, atol=1e-6)
     # the explicit form's fp16 error, for comparison: the rotated compact form must be no worse
     explicit = CoderSpace(axes, compress=False)
     exp_half = CacheModel.build(explicit(sup), labels, 6, minmax=True, key_dtype="float16").affinity(explicit(q))
@@ -150,3 +154,16 @@ def test_auto_key_dtype_is_half_only_for_large_keys_on_accelerators():
     assert cache_model.resolve_key_dtype("bf16", cpu) == torch.bfloat16
     with pytest.raises(ConfigError):
         cache_model.resolve_key_dtype("int8", cpu)
+
+
+def test_coder_adapter_accepts_a_shared_coder_space():
+    g = torch.Generator().manual_seed(2)
+    axes = torch.nn.functional.normalize(torch.randn(50, 8, generator=g), dim=1)
+    w = torch.nn.functional.normalize(torch.randn(3, 8, generator=g), dim=1)
+    sup, x = torch.randn(6, 8, generator=g), torch.randn(5, 8, generator=g)
+    y = [0, 0, 1, 1, 2, 2]
+    space = CoderSpace(axes)
+    a = CoderAdapter(w, axes, alpha=2.0, beta=4.0).fit(sup, y)
+    b = CoderAdapter(w, space, alpha=2.0, beta=4.0).fit(sup, y)
+    assert b.space_ is space
+    assert torch.allclose(a.decision_function(x), b.decision_function(x), atol=1e-5)

@@ -104,7 +104,7 @@ class CacheAdapter:
         y = _as_labels(support_labels, support.shape[0], c, "support labels", dev)
         t0 = time.perf_counter()
         self.space_ = self._key_space()
-        self.cache_ = CacheModel.build(self.space_(support), y, c, minmax=self.minmax,
+        self.cache_ = CacheModel.build(support, y, c, minmax=self.minmax, space=self.space_,
                                        key_dtype=self.key_dtype)
         self.timings_ = {"keys": time.perf_counter() - t0}
         self.search_: SearchResult | None = None
@@ -119,7 +119,7 @@ class CacheAdapter:
             yv = _as_labels(val_labels, xv.shape[0], c, "validation labels", dev)
             space = (self.search or SearchSpace()).fixing(alpha, beta)
             t0 = time.perf_counter()
-            aff = self.cache_.affinity(self.space_(xv))
+            aff = self.cache_.affinity(xv)
             self.timings_["val_affinity"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             self.search_ = search_alpha_beta(self.cache_, self._zero_shot(xv), aff, yv, space)
@@ -141,7 +141,7 @@ class CacheAdapter:
         x = _as_unit(x, "embeddings", self.weights_.shape[1], self.weights_.device)
         for i in range(0, x.shape[0], self.chunk_size):
             xi = x[i:i + self.chunk_size]
-            yield self._zero_shot(xi), self.cache_.affinity(self.space_(xi))
+            yield self._zero_shot(xi), self.cache_.affinity(xi)
 
     def decision_function(self, x) -> torch.Tensor:
         """Logits ``[N, C]`` (float32 tensor): 100 · x̂W + α · exp(−β(1 − Ã)) L."""
@@ -185,7 +185,8 @@ class CoderAdapter(CacheAdapter):
     """CODER-Adapter: keys are normalised CODER vectors φ(x) over the text bank's general texts
     (name, attribute, analogous), affinities min–max normalised per query.
 
-    ``coder_axes`` ``[K, D]``: unit text embeddings (``CoderTables.general_emb``).
+    ``coder_axes`` ``[K, D]``: unit text embeddings (``CoderTables.general_emb``), or a
+    :class:`~coderclip.fewshot.cache_model.CoderSpace` built from them (to share it between fits).
     ``compress``: use the isometric D-dimensional form of φ (same affinities, far less memory and
     time when K > D; see :class:`~coderclip.fewshot.cache_model.CoderSpace`).
     """
@@ -205,7 +206,9 @@ class CoderAdapter(CacheAdapter):
         return cls(zero_shot_classifier(tables), tables.general_emb, **kwargs)
 
     def _key_space(self) -> KeySpace:
-        axes = torch.as_tensor(self.coder_axes).to(torch.as_tensor(self.weights_).device)
+        if isinstance(self.coder_axes, CoderSpace):   # built once, shared by several fits
+            return self.coder_axes
+        axes = torch.as_tensor(self.coder_axes).to(self.weights_.device)
         if axes.ndim != 2 or axes.shape[1] != self.weights_.shape[1]:
             raise ConfigError(f"coder_axes must have shape [K, {self.weights_.shape[1]}], got "
                               f"{tuple(axes.shape)}")

@@ -143,32 +143,45 @@ class ClassIndex:
 
 
 class CacheModel:
-    """Keys (unit features of the support images, sorted by class) with their labels.
+    """Keys (unit features of the support images in a key space, sorted by class) with their
+    labels.
 
+    ``space`` maps image embeddings ``[n, D]`` to key-space features ``[n, F]`` (identity for
+    Tip-Adapter, :class:`CoderSpace` for CODER-Adapter); it is applied block by block, so neither
+    the support set nor a batch of queries is ever held whole in the key space in float32.
     ``keys`` ``[S, F]`` are stored in ``key_dtype``; affinities are computed in blocks so that no
     temporary holds more than about 32 M numbers, and returned in float32.
     """
 
-    def __init__(self, keys: torch.Tensor, labels: torch.Tensor, n_classes: int, *, minmax: bool):
+    def __init__(self, keys: torch.Tensor, labels: torch.Tensor, n_classes: int, *, minmax: bool,
+                 space: KeySpace = identity_space):
         self.keys = keys
         self.index = ClassIndex(labels, n_classes)
         self.minmax = minmax
+        self.space = space
 
     @classmethod
-    def build(cls, features: torch.Tensor, labels: torch.Tensor, n_classes: int, *, minmax: bool,
-              key_dtype: str | torch.dtype = "auto") -> CacheModel:
-        """A cache from support features ``[S, F]`` (normalised here) and labels ``[S]``."""
-        labels = torch.as_tensor(labels, dtype=torch.long, device=features.device)
-        if features.ndim != 2 or features.shape[0] == 0:
-            raise ConfigError(f"the support set must be a non-empty [S, F] matrix, got {tuple(features.shape)}")
-        if labels.shape != (features.shape[0],):
-            raise ConfigError(f"{features.shape[0]} support features but labels of shape {tuple(labels.shape)}")
+    def build(cls, support: torch.Tensor, labels: torch.Tensor, n_classes: int, *, minmax: bool,
+              space: KeySpace = identity_space, key_dtype: str | torch.dtype = "auto") -> CacheModel:
+        """A cache from support embeddings ``[S, D]`` and labels ``[S]``: keys are
+        normalise(space(support))."""
+        labels = torch.as_tensor(labels, dtype=torch.long, device=support.device)
+        if support.ndim != 2 or support.shape[0] == 0:
+            raise ConfigError(f"the support set must be a non-empty [S, D] matrix, got {tuple(support.shape)}")
+        if labels.shape != (support.shape[0],):
+            raise ConfigError(f"{support.shape[0]} support images but labels of shape {tuple(labels.shape)}")
         if int(labels.min()) < 0 or int(labels.max()) >= n_classes:
             raise ConfigError(f"support labels must lie in [0, {n_classes}), got {int(labels.min())}..{int(labels.max())}")
         order = torch.argsort(labels, stable=True)
-        dtype = resolve_key_dtype(key_dtype, features.device, features.numel())
-        keys = normalize_rows(features[order].to(torch.float32)).to(dtype).contiguous()
-        return cls(keys, labels[order], n_classes, minmax=minmax)
+        s = support.shape[0]
+        first = space(support[order[:1]])
+        f = first.shape[1]
+        dtype = resolve_key_dtype(key_dtype, support.device, s * f)
+        keys = torch.empty(s, f, dtype=dtype, device=support.device)
+        rows = max(1, _BLOCK_ELEMS // max(1, f))
+        for i in range(0, s, rows):
+            keys[i:i + rows] = normalize_rows(space(support[order[i:i + rows]]).to(torch.float32)).to(dtype)
+        return cls(keys, labels[order], n_classes, minmax=minmax, space=space)
 
     @property
     def n_support(self) -> int:
@@ -182,17 +195,18 @@ class CacheModel:
         return self.keys.numel() * self.keys.element_size()
 
     def affinity(self, queries: torch.Tensor) -> torch.Tensor:
-        """Ã ``[N, S]`` (float32) for query features ``[N, F]`` (normalised here): cosine
-        similarity to every key, min–max normalised per row when the cache says so."""
-        q = normalize_rows(queries.to(torch.float32))
-        n, s = q.shape[0], self.n_support
+        """Ã ``[N, S]`` (float32) for query embeddings ``[N, D]`` (mapped to the key space and
+        normalised here): cosine similarity to every key, min–max normalised per row when the
+        cache says so."""
+        n, s = queries.shape[0], self.n_support
         keys = self.keys
         half_ok = keys.device.type != "cpu" and keys.dtype != torch.float32
-        out = torch.empty(n, s, dtype=torch.float32, device=q.device)
-        rows = max(1, _BLOCK_ELEMS // max(1, s))          # queries per block: [rows, S] affinities
-        cols = max(1, _BLOCK_ELEMS // max(1, keys.shape[1]))  # keys per block: [cols, F] upcast
+        out = torch.empty(n, s, dtype=torch.float32, device=queries.device)
+        f = keys.shape[1]
+        rows = max(1, _BLOCK_ELEMS // max(1, s, f))      # queries per block: [rows, S], [rows, F]
+        cols = max(1, _BLOCK_ELEMS // max(1, f))         # keys per block: [cols, F] upcast
         for i in range(0, n, rows):
-            qi = q[i:i + rows]
+            qi = normalize_rows(self.space(queries[i:i + rows]).to(torch.float32))
             qi = qi.to(keys.dtype) if half_ok else qi
             for j in range(0, s, cols):
                 kj = keys[j:j + cols]

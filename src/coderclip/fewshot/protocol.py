@@ -26,7 +26,8 @@ import torch
 
 from ..errors import ConfigError, DatasetError
 from ..knowledge import Knowledge
-from .adapters import ADAPTERS, CacheAdapter, zero_shot_classifier
+from .adapters import ADAPTERS, CacheAdapter, CoderAdapter, zero_shot_classifier
+from .cache_model import CoderSpace
 from .defaults import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_SEEDS, DEFAULT_SHOTS, VAL_PER_CLASS
 from .sampling import FewShotSplit, plan_splits
 from .search import SearchSpace
@@ -85,6 +86,7 @@ def predict_fewshot(support: torch.Tensor, support_labels: np.ndarray, support_p
     ``*_labels``: labels of the whole train / val split (indexed by dataset index).
     """
     w = zero_shot_classifier(tables).to(test.device)
+    space = CoderSpace(tables.general_emb.to(test.device), compress=compress)   # shared by all fits
     zero_shot = (test @ w.T).argmax(1).cpu().numpy()
     adapters: dict[tuple[str, str, int, int], np.ndarray] = {}
     runs: dict[tuple[str, int, int], dict] = {}
@@ -94,7 +96,7 @@ def predict_fewshot(support: torch.Tensor, support_labels: np.ndarray, support_p
         vkeep, vrows = _rows(split.val, val_pos)
         xv, yv = val[vrows], val_labels[split.val[vkeep]]
         for method in methods:
-            adapter = make_adapter(method, tables, search=search, compress=compress, key_dtype=key_dtype)
+            adapter = make_adapter(method, w, space, search=search, key_dtype=key_dtype)
             adapter.fit(xs, ys, xv, yv)
             tuned, free = adapter.predict_settings(test, [(adapter.alpha_, adapter.beta_), fixed])
             adapters[(method, "tuned", k, seed)] = tuned
@@ -112,14 +114,14 @@ def predict_fewshot(support: torch.Tensor, support_labels: np.ndarray, support_p
     return FewShotPredictions(zero_shot=zero_shot, adapters=adapters, runs=runs)
 
 
-def make_adapter(method: str, tables, **kwargs) -> CacheAdapter:
-    """A fresh adapter of ``method`` (``tip-adapter`` or ``coder-adapter``) for a text bank."""
+def make_adapter(method: str, zero_shot_weights: torch.Tensor, coder_space: CoderSpace,
+                 **kwargs) -> CacheAdapter:
+    """A fresh adapter of ``method`` (``tip-adapter`` or ``coder-adapter``)."""
     if method not in ADAPTERS:
         raise ConfigError(f"unknown few-shot method {method!r}; expected one of {', '.join(ADAPTERS)}")
-    compress = kwargs.pop("compress", True)
-    if method == "coder-adapter":
-        kwargs["compress"] = compress
-    return ADAPTERS[method].from_tables(tables, **kwargs)
+    if ADAPTERS[method] is CoderAdapter:
+        return CoderAdapter(zero_shot_weights, coder_space, **kwargs)
+    return ADAPTERS[method](zero_shot_weights, **kwargs)
 
 
 def _accuracy(pred: np.ndarray, labels: np.ndarray) -> float:

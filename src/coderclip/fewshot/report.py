@@ -86,13 +86,11 @@ def format_markdown(report: dict, chart: str | None = None) -> str:
 
 
 def plot_accuracy(report: dict, path: str | os.PathLike) -> Path:
-    """PNG chart of test accuracy versus shots for each method, with ±std error bars."""
+    """PNG chart of test accuracy versus shots for each method, with ±std error bars (written
+    through matplotlib's Agg canvas)."""
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure   # no pyplot: headless, and the user's backend is left alone
 
     shots = report["protocol"]["shots"]
     fig = Figure(figsize=(6.4, 4.4), dpi=120)
