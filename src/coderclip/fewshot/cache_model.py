@@ -20,7 +20,6 @@ import torch
 
 from ..errors import ConfigError
 
-
 #: Cap on elements of one temporary key block (keys upcast for a matmul, or one affinity block).
 _BLOCK_ELEMS = 1 << 25
 #: ``key_dtype='auto'`` stores keys in half precision on accelerators above this size.
@@ -63,8 +62,9 @@ class CoderSpace:
     φ(x)·φ(y) = x (TᵀT) yᵀ, so when K > D we map instead to φ̃(x) = x V Λ^½ R ``[N, D]``, where
     TᵀT = V Λ Vᵀ and R is a fixed random rotation. φ̃ preserves every inner product and norm of φ
     (to float rounding) and therefore gives the same affinities, at D numbers per image instead of
-    K. R spreads φ's dominant common direction over all coordinates so that half-precision keys
-    round no worse than the explicit K-dimensional ones. ``compress=False`` keeps the explicit form.
+    K. R spreads φ's dominant common direction (all CODER vectors point roughly the same way) over
+    all coordinates, which halves the effect of half-precision rounding on the affinities.
+    ``compress=False`` keeps the explicit form. The decomposition runs on the CPU in float64.
     """
 
     def __init__(self, axes: torch.Tensor, compress: bool = True):
@@ -74,12 +74,12 @@ class CoderSpace:
         self.n_texts = int(k)
         self.compressed = bool(compress and k > d)
         if self.compressed:
-            t = axes.detach().to(torch.float64)
+            t = axes.detach().to("cpu", torch.float64)
             evals, evecs = torch.linalg.eigh(t.T @ t)
             proj = evecs * evals.clamp_min(0.0).sqrt()
             g = torch.Generator().manual_seed(0)
             rot, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
-            self.projection = (proj @ rot.to(proj.device)).to(torch.float32)
+            self.projection = (proj @ rot).to(axes.device, torch.float32)
         else:
             self.projection = axes.detach().to(torch.float32).T.contiguous()
 

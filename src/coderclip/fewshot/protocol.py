@@ -138,7 +138,7 @@ def score_fewshot(preds: FewShotPredictions, labels: np.ndarray, shots: Sequence
                   seeds: Sequence[int], methods: Sequence[str]) -> dict:
     """Accuracies from final predictions and the test labels: per run, and mean ± std over seeds."""
     labels = np.asarray(labels)
-    out = {"zero-shot": {"label": METHOD_LABELS["zero-shot"], "top1": _accuracy(preds.zero_shot, labels)}}
+    zero_shot = {"label": METHOD_LABELS["zero-shot"], "top1": _accuracy(preds.zero_shot, labels)}
     table = {}
     for method in methods:
         table[method] = {"label": METHOD_LABELS.get(method, method), "settings": {}}
@@ -152,7 +152,7 @@ def score_fewshot(preds: FewShotPredictions, labels: np.ndarray, shots: Sequence
     for (method, k, seed), run in sorted(preds.runs.items()):
         runs.append({**run, "top1": _accuracy(preds.adapters[(method, "tuned", k, seed)], labels),
                      "top1_fixed": _accuracy(preds.adapters[(method, "fixed", k, seed)], labels)})
-    return {"zero_shot": out["zero-shot"], "methods": table, "runs": runs}
+    return {"zero_shot": zero_shot, "methods": table, "runs": runs}
 
 
 def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
