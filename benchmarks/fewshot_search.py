@@ -34,26 +34,28 @@ def synthetic_problem(classes: int, shots: int, texts: int, val_per_class: int, 
     of a class also share a visual direction no text sees, and everything shares a common
     direction (image–text cosines around 0.3, as in CLIP). At the default size zero-shot top-1 is
     about 65 %, a nearest-class-mean over the support images about 66 %."""
-    g = torch.Generator().manual_seed(seed)
+    gens = [torch.Generator().manual_seed(seed * 100 + i) for i in range(5)]  # one per part
+    g = gens[0]
     unit = torch.nn.functional.normalize
     proto = unit(torch.randn(classes, dim, generator=g), dim=1)
     visual = unit(torch.randn(classes, dim, generator=g), dim=1)
     common = unit(torch.randn(dim, generator=g), dim=0)
 
-    def images(labels: torch.Tensor) -> torch.Tensor:
+    def images(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         noise = unit(torch.randn(len(labels), dim, generator=g), dim=1)
         return unit(0.18 * proto[labels] + 0.16 * visual[labels] + noise + 0.5 * common, dim=1)
 
     ys = torch.arange(classes).repeat_interleave(shots)
     yv = torch.arange(classes).repeat_interleave(val_per_class)
-    yt = torch.randint(0, classes, (test,), generator=g)
+    yt = torch.randint(0, classes, (test,), generator=gens[3])
     text_class = torch.arange(texts) % classes
-    text_noise = unit(torch.randn(texts, dim, generator=g), dim=1)
+    text_noise = unit(torch.randn(texts, dim, generator=gens[4]), dim=1)
     axes = unit(0.5 * proto[text_class] + 0.8 * text_noise + 0.6 * common, dim=1)
     w = unit(torch.zeros(classes, dim).index_add_(0, text_class, axes), dim=1)
     put = {"device": device}
-    return {"support": images(ys).to(**put), "support_labels": ys.to(**put),
-            "val": images(yv).to(**put), "val_labels": yv.to(**put), "test": images(yt).to(**put),
+    return {"support": images(ys, gens[1]).to(**put), "support_labels": ys.to(**put),
+            "val": images(yv, gens[2]).to(**put), "val_labels": yv.to(**put),
+            "test": images(yt, gens[3]).to(**put),
             "test_labels": yt, "axes": axes.to(**put), "w": w.to(**put)}
 
 
