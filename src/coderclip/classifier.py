@@ -15,7 +15,7 @@ from .errors import ConfigError
 from .images import load_image
 from .knowledge import Knowledge, load_knowledge
 from .scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, RerankResult, clip_scores,
-                      heuristic_scores, rerank_top_k)
+                      heuristic_scores, move_to_front, rerank_top_k)
 from .textbank import CODER_TYPES, TextBank
 
 #: method name -> text types its text bank needs
@@ -152,11 +152,7 @@ class CoderClassifier:
         idx = p.topk(k, dim=1).indices
         rr = self._rerank(x, s)
         if rr is not None:
-            ranked = rr.ranking()
-            m = min(k, ranked.shape[1])
-            rest = [row[~torch.isin(row, r[:m])][: k - m] for row, r in zip(idx, ranked)] if k > m else None
-            idx = ranked[:, :m] if rest is None else torch.stack(
-                [torch.cat([r[:m], t]) for r, t in zip(ranked, rest)])
+            idx = move_to_front(rr.prediction, idx)
         return idx.cpu().numpy(), torch.gather(p, 1, idx).cpu().numpy()
 
     def score(self, images: ImagesLike | None = None, y=None, *, embeddings=None) -> float:

@@ -145,9 +145,18 @@ class RerankResult:
 
     def ranking(self) -> torch.Tensor:
         """Candidates reordered: rerank winner first, the others in stage-1 order ``[N, K]``."""
-        win = (self.candidates == self.prediction[:, None]).float()
-        order = torch.argsort(-win, dim=1, stable=True)
-        return torch.gather(self.candidates, 1, order)
+        return move_to_front(self.prediction, self.candidates)
+
+
+def move_to_front(winner: torch.Tensor, ranking: torch.Tensor) -> torch.Tensor:
+    """``ranking`` ``[N, k]`` with ``winner`` ``[N]`` moved to the front, the others keeping their
+    order; a winner outside the ranking is put first and the last entry dropped."""
+    is_win = ranking == winner[:, None]
+    out = torch.gather(ranking, 1, torch.argsort((~is_win).float(), dim=1, stable=True))
+    missing = ~is_win.any(dim=1)
+    if missing.any():
+        out[missing] = torch.cat([winner[missing, None], ranking[missing, :-1]], dim=1)
+    return out
 
 
 def confidence_gap(scores: torch.Tensor) -> torch.Tensor:

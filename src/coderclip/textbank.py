@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .cache import TextEmbeddingCache, cached_encode
-from .errors import ConfigError, KnowledgeError
+from .errors import ConfigError
 from .knowledge import Knowledge, atomic_write_bytes
 from .templates import TEMPLATES_VERSION, get_domain
 
@@ -192,12 +192,3 @@ def knowledge_digest(knowledge: Knowledge) -> str:
                          sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
-
-def require_types(knowledge: Knowledge, types: Sequence[str]) -> None:
-    """Warn-free check that the knowledge carries at least one item of each requested type."""
-    field = {"synonym": "synonyms", "attribute": "attributes", "analogous": "analogous",
-             "contrast": "contrasts"}
-    for t in types:
-        f = field.get(t)
-        if f and not any(getattr(c, f) for c in knowledge.classes):
-            raise KnowledgeError(f"the knowledge has no {f} at all, but text type {t!r} was requested")
