@@ -7,8 +7,8 @@ Order of work in :func:`run_fewshot` (the test labels are read in the last step,
 1. align the knowledge to the classes, build the text bank (name, attribute, analogous and
    template-ensemble texts), the CODER axes and the zero-shot classifier W;
 2. read the train and validation labels and draw every (seed, K) split;
-3. embed the support images (mean over augmented views, cached), the chosen validation images
-   and the test images;
+3. embed the support images (mean over augmented views, cached) and the validation and test
+   splits (plain preprocessing, through the image-feature cache);
 4. for every seed, K and method: fit the adapter (searching α, β on that split's validation
    images) and predict the test images with the tuned and the validation-free α, β;
 5. read the test labels and score all predictions.
@@ -166,7 +166,7 @@ def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
     """Run the few-shot protocol on three :class:`~coderclip.datasets.ImageDataset` splits and
     return the report (a JSON-ready dict; see docs/fewshot.md)."""
     from ..evaluation import provenance
-    from ..images import encode_image_files
+    from ..feature_cache import encode_dataset
     from ..scoring import CoderTables
     from ..textbank import TextBank
 
@@ -185,21 +185,21 @@ def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
     train_labels, val_labels = train.labels(), val.labels()
     splits = plan_splits(train_labels, val_labels, len(train.class_names), shots, seeds)
     support_idx = np.unique(np.concatenate([s.support for s in splits.values()]))
-    val_idx = np.unique(np.concatenate([s.val for s in splits.values()]))
 
     log.info("support features: %d images x %d views", len(support_idx), augmentation.views)
     sup = support_features(encoder, [train.paths[i] for i in support_idx], augmentation,
                            batch_size=batch_size, num_workers=num_workers, cache=cache,
                            show_progress_bar=show_progress_bar)
-    ven = encode_image_files(encoder, [val.paths[i] for i in val_idx], batch_size=batch_size,
-                             num_workers=num_workers, show_progress_bar=show_progress_bar)
-    ten = encode_image_files(encoder, test.paths, batch_size=batch_size, num_workers=num_workers,
-                             show_progress_bar=show_progress_bar)
+    # whole splits, through the image-feature cache shared with zero-shot evaluation
+    ven = encode_dataset(encoder, val, batch_size=batch_size, num_workers=num_workers, cache=cache,
+                         show_progress_bar=show_progress_bar).encoded
+    ten = encode_dataset(encoder, test, batch_size=batch_size, num_workers=num_workers, cache=cache,
+                         show_progress_bar=show_progress_bar).encoded
     if not ten.kept:
         raise DatasetError(f"none of the {len(test)} test images of {test.name} could be read")
     preds = predict_fewshot(
         sup.embeddings, train_labels, {int(support_idx[j]): r for r, j in enumerate(sup.kept)},
-        ven.embeddings, val_labels, {int(val_idx[j]): r for r, j in enumerate(ven.kept)},
+        ven.embeddings, val_labels, {int(j): r for r, j in enumerate(ven.kept)},
         ten.embeddings, splits, tables, methods, search=search, fixed=fixed, compress=compress,
         key_dtype=key_dtype)
 
