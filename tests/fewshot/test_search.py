@@ -44,7 +44,8 @@ def test_search_picks_the_unique_best_point_on_a_constructed_validation_set():
     alphas, betas = (0.0, 1.0, 2.0), (0.5, 1.0, 2.0, 4.0, 8.0)
     ref = reference_accuracy(zs.numpy(), aff.numpy(), [0, 1], y.numpy(), alphas, betas)
     assert (ref == 100).sum() == 1 and ref[2, 1] == 100
-    res = search_alpha_beta(cache_for([0, 1], 2), zs, aff, y, SearchSpace(alphas, betas, refine=0))
+    res = search_alpha_beta(cache_for([0, 1], 2), zs, aff, y,
+                            SearchSpace(alphas, betas, refine=0, extend=0))
     assert (res.alpha, res.beta) == (2.0, 1.0)
     assert res.val_accuracy == 100.0 and res.zero_shot_val_accuracy == 50.0
     assert res.refined is None and np.allclose(res.coarse.accuracy, ref)
@@ -65,7 +66,7 @@ def test_batched_grid_equals_per_point_reference(seed):
     assert np.abs(got.numpy() - ref).max() <= 100 / n + 1e-9   # at most one float-rounding flip
     assert (np.abs(got.numpy() - ref) > 1e-9).mean() < 0.02
     res = search_alpha_beta(cache_for(sl, c), torch.tensor(zs), torch.tensor(aff), torch.tensor(y),
-                            SearchSpace(refine=0))
+                            SearchSpace(refine=0, extend=0))
     i, j = alphas.index(res.alpha), betas.index(res.beta)
     assert res.val_accuracy == got.max().item() == got[i, j].item()
 
@@ -89,7 +90,7 @@ def test_the_grid_is_evaluated_in_one_batched_pass(monkeypatch):
     rng = np.random.default_rng(3)
     zs, aff = torch.tensor(rng.normal(size=(30, 4)), dtype=torch.float32), torch.rand(30, 8)
     res = search_alpha_beta(cache_for(np.repeat(np.arange(4), 2), 4), zs, aff,
-                            torch.tensor(rng.integers(0, 4, 30)), SearchSpace(refine=7))
+                            torch.tensor(rng.integers(0, 4, 30)), SearchSpace(refine=7, extend=0))
     space = SearchSpace()
     assert calls[0] == len(space.betas) and len(calls) == 2    # coarse grid, then refined grid
     assert calls[1] == len(res.refined.betas)
@@ -148,3 +149,20 @@ def test_search_space_validation():
     with pytest.raises(ConfigError):
         search_alpha_beta(cache_for([0, 1], 2), torch.zeros(0, 2), torch.zeros(0, 2),
                           torch.zeros(0, dtype=torch.long))
+
+
+def test_coarse_grid_grows_past_its_top_edge_when_the_best_point_is_there():
+    # Both samples are class 1, zero-shot prefers class 0 by 1 and by 0.5 logits; with affinities
+    # [0, 1] a sample is right iff α(1 − e^{−β}) beats its margin. On α ∈ {0, 0.5, 1} only the
+    # second sample can be right (best point on the top α edge); α = 2, β = 2 gets both.
+    zs = torch.tensor([[1.0, 0.0], [0.5, 0.0]])
+    aff = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    y = torch.tensor([1, 1])
+    space = SearchSpace(alphas=(0.0, 0.5, 1.0), betas=(1.0, 2.0), refine=0)
+    res = search_alpha_beta(cache_for([0, 1], 2), zs, aff, y, space)
+    assert res.coarse.alphas[:3] == [0.0, 0.5, 1.0] and res.coarse.alphas[3:] == [2.0, 4.0, 8.0, 16.0]
+    assert res.coarse.betas == [1.0, 2.0]     # β = 1 ties with β = 2 and wins: not on the edge
+    assert res.val_accuracy == 100.0 and res.alpha >= 2.0
+    fixed = search_alpha_beta(cache_for([0, 1], 2), zs, aff, y,
+                              SearchSpace(alphas=(0.0, 0.5, 1.0), betas=(1.0, 2.0), refine=0, extend=0))
+    assert fixed.val_accuracy == 50.0 and fixed.coarse.alphas == [0.0, 0.5, 1.0]

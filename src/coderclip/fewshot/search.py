@@ -29,11 +29,14 @@ DEFAULT_BLOCK_ELEMS = 1 << 26
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """Grid settings. ``refine``: points per axis of the second grid, spanning the coarse best
-    point's neighbours (0 or 1: no refinement)."""
+    point's neighbours (0 or 1: no refinement). ``extend``: how many times the coarse grid may
+    grow past its largest α or β when the best point lies on that edge (4 more values each time,
+    continuing the grid's last ratio)."""
 
     alphas: tuple[float, ...] = COARSE_ALPHAS
     betas: tuple[float, ...] = COARSE_BETAS
     refine: int = DEFAULT_REFINE
+    extend: int = 2
     block_elems: int = DEFAULT_BLOCK_ELEMS
 
     def __post_init__(self) -> None:
@@ -42,8 +45,8 @@ class SearchSpace:
             if not values or any(not math.isfinite(v) or v < 0 for v in values):
                 raise ConfigError(f"{name} must be a non-empty list of finite values >= 0, got {values}")
             object.__setattr__(self, name, tuple(sorted(set(values))))
-        if self.refine < 0:
-            raise ConfigError(f"refine must be >= 0, got {self.refine}")
+        if self.refine < 0 or self.extend < 0:
+            raise ConfigError(f"refine and extend must be >= 0, got {self.refine}, {self.extend}")
 
     def fixing(self, alpha: float | None = None, beta: float | None = None) -> SearchSpace:
         """The same space with α and/or β held at one value."""
@@ -144,11 +147,23 @@ def _around(values: Sequence[float], i: int, points: int) -> list[float]:
     return sorted(set([round(v, 12) for v in grid] + [values[i]]))
 
 
+def _on_top_edge(values: Sequence[float], i: int) -> bool:
+    return len(values) > 1 and i == len(values) - 1 and values[-1] > 0
+
+
+def _continued(values: list[float], more: int = 4) -> list[float]:
+    """``values`` with ``more`` values beyond the last, at the ratio of the last two (or, after a
+    zero, doubling)."""
+    ratio = values[-1] / values[-2] if values[-2] > 0 else 2.0
+    return values + [values[-1] * ratio ** k for k in range(1, more + 1)]
+
+
 def search_alpha_beta(cache: CacheModel, zero_shot: torch.Tensor, affinity: torch.Tensor,
                       labels: torch.Tensor, space: SearchSpace | None = None) -> SearchResult:
-    """Grid search of α and β on validation data (coarse grid, then refinement around its best).
-
-    The refined grid contains the coarse best point, so refinement never lowers validation accuracy.
+    """Grid search of α and β on validation data: a coarse grid (extended past its top edge
+    while the best point lies there, up to ``space.extend`` times), then refinement around its
+    best point. The refined grid contains the coarse best point, so refinement never lowers
+    validation accuracy.
     """
     space = space or SearchSpace()
     labels = torch.as_tensor(labels, dtype=torch.long, device=affinity.device)
@@ -164,12 +179,19 @@ def search_alpha_beta(cache: CacheModel, zero_shot: torch.Tensor, affinity: torc
         acc = acc.double() * (100.0 / n)
         return GridResult(list(alphas), list(betas), acc.tolist()), select_best(acc)
 
-    coarse, (i, j) = run(space.alphas, space.betas)
+    alphas, betas = list(space.alphas), list(space.betas)
+    coarse, (i, j) = run(alphas, betas)
+    for _ in range(space.extend):   # the best point on the top edge: the optimum may lie beyond
+        grow_a, grow_b = _on_top_edge(alphas, i), _on_top_edge(betas, j)
+        if not (grow_a or grow_b):
+            break
+        alphas, betas = _continued(alphas) if grow_a else alphas, _continued(betas) if grow_b else betas
+        coarse, (i, j) = run(alphas, betas)
     final, (fi, fj) = coarse, (i, j)
     refined = None
     if space.refine > 1:
-        alphas = _around(space.alphas, i, space.refine)
-        betas = _around(space.betas, j, space.refine)
+        alphas = _around(alphas, i, space.refine)
+        betas = _around(betas, j, space.refine)
         if len(alphas) * len(betas) > 1:
             refined, (fi, fj) = run(alphas, betas)
             final = refined
