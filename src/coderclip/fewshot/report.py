@@ -71,7 +71,8 @@ def format_markdown(report: dict, chart: str | None = None) -> str:
         out += [f"![accuracy versus shots]({chart})", ""]
     out += ["## Protocol", "",
             f"- K shots per class from the train split (seeded; the sets of one seed are nested), "
-            f"validation images per class: {p['val_per_class']}, seeds {p['seeds']}.",
+            f"validation images per class: {p['val_per_class']}, seeds "
+            f"{', '.join(map(str, p['seeds']))}.",
             f"- Support features: mean of {aug['views']} augmented views (random resized crop, "
             f"scale {aug['scale'][0]:g}–{aug['scale'][1]:g}, horizontal flip), normalised.",
             f"- Zero-shot classifier W: {p['zero_shot_classifier']}. CODER axes: "
@@ -98,23 +99,23 @@ def plot_accuracy(report: dict, path: str | os.PathLike) -> Path:
     ax.axhline(report["zero_shot"]["top1"], color="0.4", linestyle=":", label=report["zero_shot"]["label"])
     colours = {"tip-adapter": "tab:blue", "coder-adapter": "tab:red"}
     for i, (name, method) in enumerate(report["methods"].items()):
-        for setting, style in (("tuned", "-"), ("fixed", "--")):
+        for setting, style, face in (("tuned", "-", None), ("fixed", "--", "white")):
             by_k = method["settings"][setting]
             mean = [by_k[str(k)]["mean"] for k in shots]
             std = [by_k[str(k)]["std"] or 0.0 for k in shots]
-            ax.errorbar(shots, mean, yerr=std, capsize=3, marker="o", linestyle=style,
-                        color=colours.get(name, f"C{i + 2}"),
-                        label=f"{method['label']} ({'tuned' if setting == 'tuned' else 'validation-free'})")
+            colour = colours.get(name, f"C{i + 2}")
+            ax.errorbar(shots, mean, yerr=std, capsize=3, marker="o", linestyle=style, color=colour,
+                        markerfacecolor=face or colour,
+                        label=f"{method['label']} ({'tuned on val' if setting == 'tuned' else 'validation-free'})")
     ax.set_xscale("log", base=2)
     ax.set_xticks(shots, [str(k) for k in shots])
     ax.set_xlabel("shots per class")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(f"{report['dataset']['name']}: few-shot accuracy (mean ± std over seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight")
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
     return path
