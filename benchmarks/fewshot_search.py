@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                "fit_extra_bytes": fit.extra, "predict_seconds": pred.seconds,
                "predict_extra_bytes": pred.extra, "key_bytes": adapter.cache_.nbytes(),
                "key_dtype": str(adapter.cache_.keys.dtype).replace("torch.", ""),
-               "timings": dict(adapter.timings_), "alpha": adapter.alpha_, "beta": adapter.beta_, "test_top1": 100 * acc}
+               "timings": dict(adapter.timings_), "alpha": adapter.alpha_, "beta": adapter.beta_,
+               "test_top1": 100 * acc}
         results.append(row)
         print(f"{name:<30} fit (keys + val affinities + search) {fit.seconds:7.1f} s "
               f"({fit.cpu_seconds:.1f} s CPU), peak "

@@ -127,7 +127,8 @@ def test_half_precision_keys_and_blocked_affinities_match_float32(monkeypatch):
     assert torch.allclose(inside.affinity(q), got, atol=1e-6)
     # the explicit form's fp16 error, for comparison: the rotated compact form must be no worse
     explicit = CoderSpace(axes, compress=False)
-    exp_half = CacheModel.build(explicit(sup), labels, 6, minmax=True, key_dtype="float16").affinity(explicit(q))
+    exp_half = CacheModel.build(explicit(sup), labels, 6, minmax=True,
+                                key_dtype="float16").affinity(explicit(q))
     err, err_explicit = (got - ref).abs().max().item(), (exp_half - ref).abs().max().item()
     assert err < 2e-3
     assert err <= 2 * err_explicit + 1e-3

@@ -167,11 +167,13 @@ class CacheModel:
         normalise(space(support))."""
         labels = torch.as_tensor(labels, dtype=torch.long, device=support.device)
         if support.ndim != 2 or support.shape[0] == 0:
-            raise ConfigError(f"the support set must be a non-empty [S, D] matrix, got {tuple(support.shape)}")
+            raise ConfigError("the support set must be a non-empty [S, D] matrix, got "
+                              f"{tuple(support.shape)}")
         if labels.shape != (support.shape[0],):
             raise ConfigError(f"{support.shape[0]} support images but labels of shape {tuple(labels.shape)}")
         if int(labels.min()) < 0 or int(labels.max()) >= n_classes:
-            raise ConfigError(f"support labels must lie in [0, {n_classes}), got {int(labels.min())}..{int(labels.max())}")
+            raise ConfigError(f"support labels must lie in [0, {n_classes}), got "
+                              f"{int(labels.min())}..{int(labels.max())}")
         order = torch.argsort(labels, stable=True)
         s = support.shape[0]
         first = space(support[order[:1]])
@@ -223,7 +225,8 @@ class CacheModel:
             return self.index.sum(shift.mul_(b).exp_())
         return self.index.sum((b[:, None, None] * shift[None]).exp_())
 
-    def logits(self, zero_shot: torch.Tensor, affinity: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    def logits(self, zero_shot: torch.Tensor, affinity: torch.Tensor, alpha: float,
+               beta: float) -> torch.Tensor:
         """``zero_shot`` ``[N, C]`` (100 · x̂W) plus α times the cache evidence."""
         if not (math.isfinite(alpha) and math.isfinite(beta)):
             raise ConfigError(f"alpha and beta must be finite, got {alpha}, {beta}")

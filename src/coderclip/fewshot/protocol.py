@@ -221,7 +221,8 @@ def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
             "std": "sample standard deviation over seeds (ddof=1)",
         },
         "n_test_images": int(len(test_labels)),
-        "skipped_images": [{"path": p, "reason": r} for p, r in (*sup.failures, *ven.failures, *ten.failures)],
+        "skipped_images": [{"path": p, "reason": r}
+                           for p, r in (*sup.failures, *ven.failures, *ten.failures)],
     }
     report.update(score_fewshot(preds, test_labels, shots, seeds, methods))
     report["provenance"] = provenance(encoder, kn, bank, knowledge_source,

@@ -82,7 +82,8 @@ def format_markdown(report: dict, chart: str | None = None) -> str:
             f"its best point. The test labels were read once, after every prediction was made.",
             "", "## Chosen hyper-parameters", "", hyperparameter_table(report, markdown=True), ""]
     if report.get("skipped_images"):
-        out += [f"{len(report['skipped_images'])} unreadable image(s) were skipped (listed in the JSON report).", ""]
+        out += [f"{len(report['skipped_images'])} unreadable image(s) were skipped (listed in the "
+                "JSON report).", ""]
     return "\n".join(out)
 
 
@@ -104,9 +105,9 @@ def plot_accuracy(report: dict, path: str | os.PathLike) -> Path:
             mean = [by_k[str(k)]["mean"] for k in shots]
             std = [by_k[str(k)]["std"] or 0.0 for k in shots]
             colour = colours.get(name, f"C{i + 2}")
+            how = "tuned on val" if setting == "tuned" else "validation-free"
             ax.errorbar(shots, mean, yerr=std, capsize=3, marker="o", linestyle=style, color=colour,
-                        markerfacecolor=face or colour,
-                        label=f"{method['label']} ({'tuned on val' if setting == 'tuned' else 'validation-free'})")
+                        markerfacecolor=face or colour, label=f"{method['label']} ({how})")
     ax.set_xscale("log", base=2)
     ax.set_xticks(shots, [str(k) for k in shots])
     ax.set_xlabel("shots per class")

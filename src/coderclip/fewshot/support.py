@@ -135,7 +135,8 @@ class _Views(torch.utils.data.Dataset):
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         try:
             image = load_image(self.paths[i])
-            return i, torch.stack([self.preprocess(v) for v in self.aug.make_views(image, self.size, rng)]), None
+            views = self.aug.make_views(image, self.size, rng)
+            return i, torch.stack([self.preprocess(v) for v in views]), None
         except ImageReadError as e:
             return i, None, str(e)
         except Exception as e:  # one odd image must not end a long run
