@@ -112,3 +112,25 @@ def test_unwritable_cache_degrades_to_no_cache(tmp_path, caplog):
     emb, n = cached_encode(["a"], encode_with(enc), cache)
     assert n == 1 and emb.shape == (1, 8)
     assert "could not write the text-embedding cache" in caplog.text
+
+
+def test_load_same_order_partial_and_reordered(tmp_path):
+    """The whole-shard fast path, a reordered request, duplicates and misses give the same rows."""
+    from coderclip.cache import _digest
+
+    cache = TextEmbeddingCache("model-x", tmp_path)
+    texts = [f"text {i}" for i in range(50)]
+    emb = torch.nn.functional.normalize(torch.randn(50, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    cache.add(texts, emb)
+    same, missing = cache.load(texts)
+    assert missing == [] and torch.equal(same, emb)
+    request = texts[::-3] + ["new text", texts[4], texts[4]]
+    got, missing = cache.load(request)
+    assert missing == [len(texts[::-3])]
+    assert torch.equal(got[missing[0]], torch.zeros(8))
+    keep = [i for i in range(len(request)) if i not in missing]
+    assert torch.equal(got[keep], emb[[int(request[i].split()[1]) for i in keep]])
+    # the checksum reads the tensor's memory in place; it equals the digest of its bytes
+    import hashlib
+
+    assert _digest(emb) == hashlib.sha256(emb.numpy().tobytes()).hexdigest()

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from coderclip._reference import loop_heuristic_scores, loop_rerank
+from coderclip._reference import ReleaseLoopScorer, loop_heuristic_scores, loop_rerank
 from coderclip.scoring import (CoderTables, clip_scores, coder_vectors, confidence_gap,
                                heuristic_scores, pairwise_scores, rerank_top_k)
 from coderclip.textbank import TEXT_TYPES, TextBank
@@ -186,3 +186,62 @@ def test_chunked_rerank_equals_single_chunk():
     a = rerank_top_k(x, s, tables, tau=1.0, chunk_size=4)
     b = rerank_top_k(x, s, tables, tau=1.0)
     assert torch.equal(a.prediction, b.prediction) and torch.allclose(a.pair_scores, b.pair_scores)
+
+
+def test_heuristic_name_buckets_and_nameless_class():
+    """Classes with 1, 2 and 3 name texts (one bucket each) and a class with none."""
+    bank = manual_bank(["one", "two", "three", "none"], [
+        (0, "name", [1, 0, 0], -1), (0, "attribute", [0, 1, 0], -1),
+        (1, "name", [0, 1, 0], -1), (1, "synonym", [1, 1, 0], -1),
+        (2, "name", [0, 0, 1], -1), (2, "synonym", [1, 0, 1], -1), (2, "synonym", [1, 0, 0], -1),
+        (2, "analogous", [0, 1, 1], -1),
+        (3, "attribute", [1, 0, 0], -1),
+    ], 3)
+    tables = CoderTables.from_bank(bank)
+    assert [k for k, _, _ in tables.name_buckets] == [2, 3] and tables.nameless.tolist() == [3]
+    assert tables.score_emb.shape == (4 + 2 + 3, 3)
+    x = torch.tensor([[0.6, 0.8, 0.0]])
+    s = heuristic_scores(x, tables)[0]
+    r2 = 1 / math.sqrt(2)
+    assert s[0].item() == pytest.approx(100 * (0.8 + 0.6) / 2, abs=1e-4)
+    assert s[1].item() == pytest.approx(100 * max(0.8, 1.4 * r2), abs=1e-4)
+    assert s[2].item() == pytest.approx(100 * (0.8 * r2 + max(0.0, 0.6 * r2, 0.6)) / 2, abs=1e-4)
+    assert s[3].item() == float("-inf")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_release_loop_structure_gives_same_predictions(seed):
+    """The benchmark baseline (the authors' loop structure) and the vectorised scorer agree."""
+    kn = random_knowledge(30, seed=seed, contrast_neighbours=4)
+    bank = TextBank.build(kn, HashEncoder(24), cache=False)
+    x = torch.nn.functional.normalize(torch.randn(70, 24, generator=torch.Generator().manual_seed(seed)), dim=1)
+    tables = CoderTables.from_bank(bank)
+    loop = ReleaseLoopScorer(bank)
+    s_fast = heuristic_scores(x, tables)
+    s_loop = torch.cat([loop.heuristic_scores(x[i:i + 32]) for i in range(0, 70, 32)])
+    assert torch.allclose(s_fast, s_loop, atol=1e-4)
+    for k, tau in [(5, float("inf")), (3, 0.3), (2, 0.0)]:
+        fast = rerank_top_k(x, s_fast, tables, top_k=k, tau=tau).prediction
+        assert loop.predict(x, top_k=k, tau=tau).tolist() == fast.tolist(), (k, tau)
+
+
+def test_confidence_gap_equals_softmax_gap():
+    scores = 100 * torch.rand(50, 30, generator=torch.Generator().manual_seed(0)) / 10
+    top2 = torch.softmax(scores, dim=1).topk(2, dim=1).values
+    assert torch.allclose(confidence_gap(scores), top2[:, 0] - top2[:, 1], atol=1e-6)
+    res = rerank_top_k(torch.zeros(50, 4), scores, CoderTables.from_bank(rerank_bank_4d()), top_k=1, tau=1.0)
+    assert torch.allclose(res.gap, top2[:, 0] - top2[:, 1], atol=1e-6) and not res.reranked.any()
+
+
+def rerank_bank_4d():
+    return manual_bank([f"c{i}" for i in range(30)], [(c, "name", [1, 0, 0, c], -1) for c in range(30)], 4)
+
+
+def test_tables_to_matches_building_in_that_dtype():
+    bank = TextBank.build(random_knowledge(8, seed=2), HashEncoder(16), cache=False)
+    a = CoderTables.from_bank(bank).to(dtype=torch.bfloat16)
+    b = CoderTables.from_bank(bank, dtype=torch.bfloat16)
+    assert a.score_emb.dtype == torch.bfloat16 and a.pair_key.dtype == torch.long
+    x = torch.nn.functional.normalize(torch.randn(5, 16, generator=torch.Generator().manual_seed(0)), dim=1)
+    assert torch.equal(heuristic_scores(x, a), heuristic_scores(x, b))
+    assert [(k, s, c.tolist()) for k, s, c in a.name_buckets] == [(k, s, c.tolist()) for k, s, c in b.name_buckets]

@@ -45,7 +45,8 @@ def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES
         i = index.setdefault(text, len(index))
         entries.append((i, c, tcode[t], other))
 
-    position = {n: i for i, n in enumerate(knowledge.class_names)}
+    class_names = knowledge.class_names   # a property that builds a new list: read it once
+    position = {n: i for i, n in enumerate(class_names)}
     from .knowledge import normalize_name
 
     by_key = {normalize_name(n): i for n, i in position.items()}
@@ -65,7 +66,7 @@ def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES
             for other, feats in ck.contrasts.items():
                 o = by_key[normalize_name(other)]
                 for f in feats:
-                    for text in dom.contrasts(ck.name, knowledge.class_names[o], f):
+                    for text in dom.contrasts(ck.name, class_names[o], f):
                         add(text, c, "contrast", o)
         if "ensemble" in types:
             for text in dom.ensemble_prompts(ck.name):
