@@ -176,7 +176,7 @@ class TransformersLLM(LLM):
             inputs = self._encode([dict(m) for m in request.messages])
             sample = request.temperature > 0
             config = GenerationConfig(
-                max_new_tokens=request.max_tokens, do_sample=sample,
+                max_new_tokens=request.max_tokens, do_sample=sample, use_cache=True,
                 temperature=request.temperature if sample else None, top_p=0.95 if sample else None,
                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
             if sample:
