@@ -40,6 +40,11 @@ def test_names_lose_their_explanations():
     assert parse_list(text, names_only=True) == ["cheeseburger", "slider", "patty melt"]
 
 
+def test_names_lose_stray_quotes_but_keep_apostrophes():
+    assert parse_list('- Burgers" in the UK\n- jack-o\'-lantern', names_only=True) == [
+        "Burgers in the UK", "jack-o'-lantern"]
+
+
 def test_features_keep_their_colons():
     assert parse_list("- Shape: round\n- Texture: rough, bumpy") == ["shape: round", "texture: rough, bumpy"]
 

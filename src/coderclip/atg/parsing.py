@@ -106,6 +106,7 @@ def clean_item(item: Any, *, names_only: bool = False) -> str:
     s = _BULLET.sub("", s, count=1)
     if names_only:
         s = _NAME_END.split(s, maxsplit=1)[0]
+        s = "".join(ch for ch in s if ch not in _QUOTES.replace("'", "").replace("’", ""))
     s = s.strip().strip(_QUOTES).strip()
     s = s.rstrip(" .;,!").strip().strip(_QUOTES).strip()
     if s.endswith(":"):
