@@ -22,27 +22,18 @@ import torch
 
 from .errors import CacheError
 from .knowledge import atomic_write_bytes
+from .paths import CACHE_ENV, cache_dir  # noqa: F401  (re-exported: coderclip.cache.cache_dir)
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "CODERCLIP_CACHE"
 SHARD_FORMAT = "coderclip-text-embeddings-1"
 #: Shards are merged into one when a model's folder holds more than this many.
 MAX_SHARDS = 16
 
 
-def cache_dir() -> Path:
-    """Root of coderclip's caches: ``$CODERCLIP_CACHE``, else ``$XDG_CACHE_HOME/coderclip``, else
-    ``~/.cache/coderclip``."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "coderclip"
-
-
 def _digest(t: torch.Tensor) -> str:
-    return hashlib.sha256(t.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
+    # hash the tensor's memory in place (buffer protocol): no copy of the bytes first
+    return hashlib.sha256(t.contiguous().view(torch.uint8).numpy().data).hexdigest()
 
 
 class TextEmbeddingCache:
@@ -96,6 +87,7 @@ class TextEmbeddingCache:
         Returns ``(embeddings [len(texts), D] with zero rows where missing (or None if the cache is
         empty), indices of the missing texts)``.
         """
+        texts = list(texts)
         wanted: dict[str, list[int]] = {}
         for i, t in enumerate(texts):
             wanted.setdefault(t, []).append(i)
@@ -106,8 +98,10 @@ class TextEmbeddingCache:
             if got is None:
                 continue
             shard_texts, emb = got
+            if out is None and shard_texts == texts:   # the usual re-run: one shard, same texts, same order
+                return emb, []
             if out is None:
-                out = torch.zeros(len(texts), emb.shape[1])
+                out = torch.empty(len(texts), emb.shape[1])   # rows still missing are zeroed below
                 dim = emb.shape[1]
             dst, src = [], []
             for row, t in enumerate(shard_texts):
@@ -115,11 +109,13 @@ class TextEmbeddingCache:
                     dst.append(i)
                     src.append(row)
                     found[i] = True
-            if dst:
-                out[torch.tensor(dst)] = emb[torch.tensor(src)]
+            if dst:  # whole-row copies (index_copy_), much faster than element-wise advanced indexing
+                out.index_copy_(0, torch.tensor(dst), emb.index_select(0, torch.tensor(src)))
             if not wanted:
                 break
         missing = [i for i, ok in enumerate(found) if not ok]
+        if out is not None and missing:
+            out.index_fill_(0, torch.tensor(missing), 0.0)
         return out, missing
 
     # ------------------------------------------------------------------ writing

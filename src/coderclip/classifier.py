@@ -15,7 +15,7 @@ from .errors import ConfigError
 from .images import load_image
 from .knowledge import Knowledge, load_knowledge
 from .scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, RerankResult, clip_scores,
-                      heuristic_scores, rerank_top_k)
+                      heuristic_scores, move_to_front, rerank_top_k)
 from .textbank import CODER_TYPES, TextBank
 
 #: method name -> text types its text bank needs
@@ -38,19 +38,19 @@ class CoderClassifier:
     knowledge: a :class:`~coderclip.Knowledge`, a knowledge file path or a shipped pack name.
     method: ``"coder-rerank"`` (default), ``"coder"``, ``"clip"`` or ``"clip-ensemble"``.
     types: restrict CODER's text types (ablations), e.g. ``("name", "attribute")``.
-    top_k, tau: rerank candidates K and confidence gap τ (rerank when p1 − p2 < τ).
+    rerank_k, tau: rerank candidates K and confidence gap τ (rerank when p1 − p2 < τ).
     cache: reuse text embeddings cached on disk (``True``), or not (``False``).
     """
 
     def __init__(self, encoder: Encoder, knowledge: Knowledge | str | os.PathLike,
                  method: str = "coder-rerank", types: Sequence[str] | None = None,
-                 top_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, batch_size: int = 64,
+                 rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, batch_size: int = 64,
                  cache: bool = True, show_progress_bar: bool = False):
         self.encoder = encoder
         self.knowledge = knowledge
         self.method = method
         self.types = types
-        self.top_k = top_k
+        self.rerank_k = rerank_k
         self.tau = tau
         self.batch_size = batch_size
         self.cache = cache
@@ -63,8 +63,8 @@ class CoderClassifier:
             raise ConfigError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
         if not 0.0 <= float(self.tau) <= 1.0:
             raise ConfigError(f"tau must be within [0, 1], got {self.tau}")
-        if int(self.top_k) < 1:
-            raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
+        if int(self.rerank_k) < 1:
+            raise ConfigError(f"rerank_k must be at least 1, got {self.rerank_k}")
         kn = self.knowledge if isinstance(self.knowledge, Knowledge) else load_knowledge(self.knowledge)
         types = tuple(self.types) if self.types is not None else METHODS[self.method]
         if self.method == "coder-rerank" and "contrast" not in types:
@@ -117,7 +117,7 @@ class CoderClassifier:
     def _rerank(self, x: torch.Tensor, scores: torch.Tensor) -> RerankResult | None:
         if self.method != "coder-rerank":
             return None
-        return rerank_top_k(x, scores, self.tables_, top_k=self.top_k, tau=self.tau)
+        return rerank_top_k(x, scores, self.tables_, top_k=self.rerank_k, tau=self.tau)
 
     def decision_function(self, images: ImagesLike | None = None, *, embeddings=None) -> np.ndarray:
         """Stage-1 scores ``[N, C]`` (×100 cosine scale); the rerank only reorders the top K."""
@@ -152,11 +152,7 @@ class CoderClassifier:
         idx = p.topk(k, dim=1).indices
         rr = self._rerank(x, s)
         if rr is not None:
-            ranked = rr.ranking()
-            m = min(k, ranked.shape[1])
-            rest = [row[~torch.isin(row, r[:m])][: k - m] for row, r in zip(idx, ranked)] if k > m else None
-            idx = ranked[:, :m] if rest is None else torch.stack(
-                [torch.cat([r[:m], t]) for r, t in zip(ranked, rest)])
+            idx = move_to_front(rr.prediction, idx)
         return idx.cpu().numpy(), torch.gather(p, 1, idx).cpu().numpy()
 
     def score(self, images: ImagesLike | None = None, y=None, *, embeddings=None) -> float:

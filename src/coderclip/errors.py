@@ -29,3 +29,7 @@ class DatasetError(CoderClipError, ValueError):
 
 class ConfigError(CoderClipError, ValueError):
     """An option or argument has an invalid value."""
+
+
+class LLMError(CoderClipError, RuntimeError):
+    """A language model backend failed or answered unusably (after any retries)."""

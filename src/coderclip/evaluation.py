@@ -22,7 +22,8 @@ from ._version import __version__
 from .encoders.base import Encoder
 from .errors import DatasetError
 from .knowledge import Knowledge
-from .scoring import DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, clip_scores, heuristic_scores, rerank_top_k
+from .scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, clip_scores, heuristic_scores,
+                      move_to_front, rerank_top_k)
 from .templates import TEMPLATES_VERSION
 from .textbank import TEXT_TYPES, TextBank
 
@@ -99,7 +100,7 @@ def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
             put(f"ablation:{name}", _ranking(heuristic_scores(xb, tables)))
         rr = rerank_top_k(xb, s, full, top_k=top_k, tau=tau)
         rest = _ranking(s)
-        put("coder-rerank", _front(rr.prediction, rest))
+        put("coder-rerank", move_to_front(rr.prediction, rest))
         put("stage1", rr.candidates[:, 0])
         put("reranked", rr.reranked)
         always = rerank_top_k(xb, s, full, top_k=top_k, tau=float("inf"))
@@ -113,17 +114,6 @@ def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
         ranking=ranking, stage1=cat["stage1"], reranked=cat["reranked"].astype(bool),
         tau_sweep={t: cat[f"tau:{t}"] for t in taus}, k_sweep={k: cat[f"k:{k}"] for k in ks},
         tau=tau, top_k=top_k)
-
-
-def _front(winner: torch.Tensor, ranking: torch.Tensor) -> torch.Tensor:
-    """``ranking`` ``[N, k]`` with ``winner`` ``[N]`` moved to the front (others keep their order)."""
-    is_win = ranking == winner[:, None]
-    order = torch.argsort((~is_win).float(), dim=1, stable=True)
-    out = torch.gather(ranking, 1, order)
-    missing = ~is_win.any(dim=1)  # winner outside the ranking's top k: put it first, drop the last
-    if missing.any():
-        out[missing] = torch.cat([winner[missing, None], ranking[missing, :-1]], dim=1)
-    return out
 
 
 def _accuracy(pred: np.ndarray, labels: np.ndarray) -> float:

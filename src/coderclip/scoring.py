@@ -30,6 +30,12 @@ class CoderTables:
     ``pair_key`` ``[P]`` (sorted, ``c * C + c'``) and ``pair_mean`` ``[P, D]``: mean embedding of
     O(c|c'). ``prompt_emb`` ``[C, D]``: one name prompt per class (CLIP baseline);
     ``ensemble_emb`` ``[C, D]`` or ``None``: normalised mean of the ensemble templates.
+
+    ``score_emb`` ``[C + M', D]`` is what the heuristic multiplies by, in one matrix product: row c
+    is Σ G_c, plus the class's name prompt when N_c has that one text only (the max of one value
+    is that value); then, bucket by bucket, the N_c rows of the classes with k ≥ 2 names, class
+    after class. ``name_buckets``: ``(k, first column, classes [n_k])`` per bucket;
+    ``nameless`` ``[*]``: classes with no name text (their score is -inf).
     """
 
     n_classes: int
@@ -43,6 +49,9 @@ class CoderTables:
     pair_mean: torch.Tensor
     prompt_emb: torch.Tensor
     ensemble_emb: torch.Tensor | None
+    score_emb: torch.Tensor
+    name_buckets: tuple[tuple[int, int, torch.Tensor], ...]
+    nameless: torch.Tensor
 
     @classmethod
     def from_bank(cls, bank: TextBank, types: Sequence[str] | None = None,
@@ -72,6 +81,7 @@ class CoderTables:
         group_sum = torch.zeros(C, emb.shape[1]).index_add_(0, ec[g], emb[er[g]])
         group_size = torch.bincount(ec[g], minlength=C).float()
         n = is_prompt | of("synonym")
+        score_emb, name_buckets, nameless = _score_layout(group_sum, emb, er[n], ec[n], C)
         prompt_emb = torch.zeros(C, emb.shape[1])
         prompt_emb[ec[is_prompt]] = emb[er[is_prompt]]
 
@@ -87,14 +97,44 @@ class CoderTables:
             s = torch.zeros(C, emb.shape[1]).index_add_(0, ec[ens], emb[er[ens]])
             ensemble_emb = s / s.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
-        def put(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+        tables = cls(
+            n_classes=C, general_rows=general_rows, general_emb=emb[general_rows],
+            group_sum=group_sum, group_size=group_size, name_emb=emb[er[n]], name_class=ec[n],
+            pair_key=pair_key, pair_mean=pair_mean, prompt_emb=prompt_emb, ensemble_emb=ensemble_emb,
+            score_emb=score_emb, name_buckets=tuple(name_buckets), nameless=nameless)
+        return tables.to(device, dtype)
 
-        return cls(
-            n_classes=C, general_rows=put(general_rows), general_emb=put(emb[general_rows]),
-            group_sum=put(group_sum), group_size=put(group_size), name_emb=put(emb[er[n]]),
-            name_class=put(ec[n]), pair_key=put(pair_key), pair_mean=put(pair_mean),
-            prompt_emb=put(prompt_emb), ensemble_emb=put(ensemble_emb) if ensemble_emb is not None else None)
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> CoderTables:
+        """A copy on ``device`` with floating-point tables in ``dtype`` (index tensors keep theirs)."""
+        def put(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            return t.to(device=device, dtype=dtype if dtype is not None and t.is_floating_point() else t.dtype)
+
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = {k: put(v) if isinstance(v, torch.Tensor) or v is None else v for k, v in fields.items()}
+        out["name_buckets"] = tuple((k, start, put(c)) for k, start, c in self.name_buckets)
+        return CoderTables(**out)
+
+
+def _score_layout(group_sum: torch.Tensor, emb: torch.Tensor, name_rows: torch.Tensor,
+                  name_class: torch.Tensor, C: int
+                  ) -> tuple[torch.Tensor, list[tuple[int, int, torch.Tensor]], torch.Tensor]:
+    """The heuristic's fused matrix ``score_emb``, its name buckets and the nameless classes
+    (see :class:`CoderTables`)."""
+    count = torch.bincount(name_class, minlength=C)
+    single = count[name_class] == 1
+    base = group_sum.clone().index_add_(0, name_class[single], emb[name_rows[single]])
+    order = torch.argsort(name_class, stable=True)          # class-major, entry order within a class
+    rows, cls = name_rows[order], name_class[order]
+    parts, buckets, start = [base], [], C
+    for k in torch.unique(count[count >= 2]).tolist():
+        in_bucket = count[cls] == k
+        classes = torch.nonzero(count == k).squeeze(1)
+        parts.append(emb[rows[in_bucket]])
+        buckets.append((k, start, classes))
+        start += k * classes.numel()
+    return torch.cat(parts), buckets, torch.nonzero(count == 0).squeeze(1)
 
 
 def coder_vectors(x: torch.Tensor, tables: CoderTables) -> torch.Tensor:
@@ -107,15 +147,23 @@ def heuristic_scores(x: torch.Tensor, tables: CoderTables) -> torch.Tensor:
 
     s_c(x) = 100 · (Σ_{t∈G_c} x̂·t̂ + max_{t∈N_c} x̂·t̂) / (|G_c| + 1)
 
-    The sum over G_c is one matrix product with the per-class summed embeddings (Σ x̂·t̂ = x̂·Σt̂);
-    the max over N_c is a scatter-max over the name and synonym similarities.
+    One matrix product with ``score_emb`` gives, per class, x̂·Σ G_c (Σ x̂·t̂ = x̂·Σ t̂), already plus
+    the name similarity for classes with a single name text; for the others the max over N_c is
+    taken bucket by bucket (classes with k names: a ``[N, n_k, k]`` view, max over the last axis).
     """
-    x = x.to(tables.group_sum.dtype)
-    group = (x @ tables.group_sum.T).float()
-    sims = (x @ tables.name_emb.T).float()
-    best = torch.full((x.shape[0], tables.n_classes), float("-inf"), device=x.device)
-    best.scatter_reduce_(1, tables.name_class.expand(x.shape[0], -1), sims, reduce="amax")
-    return 100.0 * (group + best) / (tables.group_size.float() + 1.0)
+    C = tables.n_classes
+    sims = x.to(tables.score_emb.dtype) @ tables.score_emb.T   # [N, C + M'], in the tables' dtype
+    # float32 from here, but only the C class columns: the name maxima are exact in any precision,
+    # so the M' name columns of a half-precision product are never upcast (GPU memory traffic)
+    scores = sims[:, :C].float()   # a view of sims when the tables are float32
+    for k, start, classes in tables.name_buckets:
+        best = sims[:, start:start + k * classes.numel()].unflatten(1, (classes.numel(), k)).amax(dim=2)
+        scores.index_add_(1, classes, best.float())
+    if tables.nameless.numel():
+        scores.index_fill_(1, tables.nameless, float("-inf"))
+    scale = 100.0 / (tables.group_size.float() + 1.0)
+    # a strided view of sims would keep all C + M' columns alive: return a compact copy instead
+    return scores.mul_(scale) if scores.is_contiguous() else scores * scale
 
 
 def clip_scores(x: torch.Tensor, tables: CoderTables, ensemble: bool = False) -> torch.Tensor:
@@ -145,17 +193,33 @@ class RerankResult:
 
     def ranking(self) -> torch.Tensor:
         """Candidates reordered: rerank winner first, the others in stage-1 order ``[N, K]``."""
-        win = (self.candidates == self.prediction[:, None]).float()
-        order = torch.argsort(-win, dim=1, stable=True)
-        return torch.gather(self.candidates, 1, order)
+        return move_to_front(self.prediction, self.candidates)
 
 
-def confidence_gap(scores: torch.Tensor) -> torch.Tensor:
-    """p(top1) − p(top2) of softmax(scores) ``[N]`` (scores already carry the ×100 scale)."""
+def move_to_front(winner: torch.Tensor, ranking: torch.Tensor) -> torch.Tensor:
+    """``ranking`` ``[N, k]`` with ``winner`` ``[N]`` moved to the front, the others keeping their
+    order; a winner outside the ranking is put first and the last entry dropped."""
+    is_win = ranking == winner[:, None]
+    out = torch.gather(ranking, 1, torch.argsort((~is_win).float(), dim=1, stable=True))
+    missing = ~is_win.any(dim=1)
+    if missing.any():
+        out[missing] = torch.cat([winner[missing, None], ranking[missing, :-1]], dim=1)
+    return out
+
+
+def confidence_gap(scores: torch.Tensor, top_values: torch.Tensor | None = None) -> torch.Tensor:
+    """p(top1) − p(top2) of softmax(scores) ``[N]`` (scores already carry the ×100 scale).
+
+    Computed as exp(s₁ − lse) − exp(s₂ − lse) from the two best scores and the log-sum-exp, without
+    materialising the softmax; ``top_values`` ``[N, ≥2]`` (sorted top scores) saves a second topk.
+    """
     if scores.shape[1] < 2:
         return torch.ones(scores.shape[0], device=scores.device)
-    top2 = torch.softmax(scores.float(), dim=1).topk(2, dim=1).values
-    return top2[:, 0] - top2[:, 1]
+    if top_values is None or top_values.shape[1] < 2:
+        top_values = scores.topk(2, dim=1).values
+    lse = torch.logsumexp(scores.float(), dim=1, keepdim=True)
+    p = torch.exp(top_values[:, :2].float() - lse)
+    return p[:, 0] - p[:, 1]
 
 
 def pairwise_scores(x: torch.Tensor, candidates: torch.Tensor, tables: CoderTables) -> torch.Tensor:
@@ -165,19 +229,32 @@ def pairwise_scores(x: torch.Tensor, candidates: torch.Tensor, tables: CoderTabl
 
     A pair contributes only when both directions have texts; a pair without texts contributes 0
     ("no evidence") and still counts in the mean, which keeps r proportional to a tournament sum.
+
+    By linearity r_c = x̂ · v_c with v_c = Σ_{c'} [mean O(c|c') − mean O(c'|c)] / (K − 1), a signed
+    sum of rows of ``pair_mean``: two ``embedding_bag`` sums build the v_c ``[S·K, D]`` straight
+    from the table (only the pairs that exist are read), then one dot product with x̂ per v_c.
     """
     S, K = candidates.shape
     C = tables.n_classes
-    if K < 2 or tables.pair_key.numel() == 0 or S == 0:
+    P = tables.pair_key.numel()
+    if K < 2 or P == 0 or S == 0:
         return torch.zeros(S, K, device=x.device)
     keys = (candidates[:, :, None] * C + candidates[:, None, :]).reshape(-1)   # (c | c') for all i, j
-    pos = torch.searchsorted(tables.pair_key, keys).clamp_max(tables.pair_key.numel() - 1)
+    pos = torch.searchsorted(tables.pair_key, keys).clamp_max(P - 1)
     found = (tables.pair_key[pos] == keys).reshape(S, K, K)
-    valid = found & found.transpose(1, 2)
-    emb = tables.pair_mean[pos].reshape(S, K * K, -1)                            # [S, K*K, D]
-    sim = torch.bmm(emb, x.to(emb.dtype)[:, :, None]).reshape(S, K, K).float()  # x̂ · mean O(c_i|c_j)
-    diff = torch.where(valid, sim - sim.transpose(1, 2), torch.zeros((), device=sim.device))
-    return diff.sum(dim=2) / (K - 1)
+    eye = torch.eye(K, dtype=torch.bool, device=found.device)
+    valid = found & found.transpose(1, 2) & ~eye
+    pos = pos.reshape(S, K, K)
+    s_i, i_i, j_i = valid.nonzero(as_tuple=True)                              # row-major: bag (s, i)
+    if s_i.numel() == 0:
+        return torch.zeros(S, K, device=x.device)
+    size = valid.sum(dim=2).reshape(-1)
+    offsets = torch.cumsum(size, 0) - size
+    bag = torch.nn.functional.embedding_bag   # plain sums: much faster than per-sample weights on CPU
+    v = (bag(pos[s_i, i_i, j_i], tables.pair_mean, offsets, mode="sum")
+         - bag(pos[s_i, j_i, i_i], tables.pair_mean, offsets, mode="sum"))   # [S*K, D]
+    r = (v.reshape(S, K, -1) * x.to(v.dtype)[:, None, :]).sum(dim=2).float()
+    return r / (K - 1)
 
 
 def rerank_top_k(x: torch.Tensor, scores: torch.Tensor, tables: CoderTables,
@@ -192,8 +269,9 @@ def rerank_top_k(x: torch.Tensor, scores: torch.Tensor, tables: CoderTables,
         raise ConfigError(f"top_k must be at least 1, got {top_k}")
     N, C = scores.shape
     k = min(top_k, C)
-    candidates = scores.topk(k, dim=1).indices
-    gap = confidence_gap(scores)
+    top = scores.topk(max(k, min(2, C)), dim=1)     # two at least: the gap needs them
+    candidates = top.indices[:, :k]
+    gap = confidence_gap(scores, top.values)
     reranked = gap < tau if k > 1 else torch.zeros(N, dtype=torch.bool, device=scores.device)
     pair = torch.zeros(N, k, device=scores.device)
     prediction = candidates[:, 0].clone()

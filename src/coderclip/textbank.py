@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .cache import TextEmbeddingCache, cached_encode
-from .errors import ConfigError, KnowledgeError
+from .errors import ConfigError
 from .knowledge import Knowledge, atomic_write_bytes
 from .templates import TEMPLATES_VERSION, get_domain
 
@@ -45,7 +45,8 @@ def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES
         i = index.setdefault(text, len(index))
         entries.append((i, c, tcode[t], other))
 
-    position = {n: i for i, n in enumerate(knowledge.class_names)}
+    class_names = knowledge.class_names   # a property that builds a new list: read it once
+    position = {n: i for i, n in enumerate(class_names)}
     from .knowledge import normalize_name
 
     by_key = {normalize_name(n): i for n, i in position.items()}
@@ -65,7 +66,7 @@ def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES
             for other, feats in ck.contrasts.items():
                 o = by_key[normalize_name(other)]
                 for f in feats:
-                    for text in dom.contrasts(ck.name, knowledge.class_names[o], f):
+                    for text in dom.contrasts(ck.name, class_names[o], f):
                         add(text, c, "contrast", o)
         if "ensemble" in types:
             for text in dom.ensemble_prompts(ck.name):
@@ -192,12 +193,3 @@ def knowledge_digest(knowledge: Knowledge) -> str:
                          sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
-
-def require_types(knowledge: Knowledge, types: Sequence[str]) -> None:
-    """Warn-free check that the knowledge carries at least one item of each requested type."""
-    field = {"synonym": "synonyms", "attribute": "attributes", "analogous": "analogous",
-             "contrast": "contrasts"}
-    for t in types:
-        f = field.get(t)
-        if f and not any(getattr(c, f) for c in knowledge.classes):
-            raise KnowledgeError(f"the knowledge has no {f} at all, but text type {t!r} was requested")

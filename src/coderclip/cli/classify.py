@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give image files/folders or --features FILE (one of the two)")
     encoder = load_model(args)
     knowledge = load_knowledge_from_args(args)
-    clf = CoderClassifier(encoder, knowledge, method=args.method, top_k=args.rerank_k, tau=args.tau,
+    clf = CoderClassifier(encoder, knowledge, method=args.method, rerank_k=args.rerank_k, tau=args.tau,
                           batch_size=args.batch_size, cache=not args.no_cache,
                           show_progress_bar=sys.stderr.isatty()).fit()
     failures: list[tuple[str, str]] = []

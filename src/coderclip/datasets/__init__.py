@@ -130,3 +130,21 @@ def open_dataset(source: str | Path, class_names: Sequence[str] | None = None,
     if p.suffix.lower() == ".csv":
         return from_csv(p, class_names=class_names, domain=domain)
     return from_folder(p, class_names=class_names, domain=domain)
+
+
+#: Modules under coderclip.datasets that register standard dataset loaders (one per dataset
+#: family; see docs/benchmark.md for their layouts).
+STANDARD_MODULES = ("imagenet", "caltech101", "dtd", "eurosat", "fgvc_aircraft", "food101",
+                    "flowers102", "oxford_pets", "stanford_cars", "sun397", "ucf101", "cub200",
+                    "places365", "cifar", "generic")
+
+
+def _register_standard_loaders() -> None:
+    """Import the loader modules of the standard benchmarks; each registers itself in LOADERS."""
+    import importlib
+
+    for module in STANDARD_MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+
+
+_register_standard_loaders()

@@ -28,7 +28,7 @@ def weights_fingerprint(path: str | os.PathLike) -> str:
 
 
 def _file_digest(f: Path) -> str:
-    from ..cache import cache_dir
+    from ..paths import cache_dir
 
     st = f.stat()
     key = hashlib.sha256(f"{f}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:32]

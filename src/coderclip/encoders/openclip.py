@@ -26,10 +26,15 @@ class OpenClipEncoder(Encoder):
     ``model`` is a built-in architecture name (``ViT-B-32``), ``hf-hub:org/repo`` or
     ``local-dir:/folder`` (a folder with ``open_clip_config.json`` and weights). ``pretrained`` is a
     tag (``openai``, ``laion2b_s34b_b79k``), a checkpoint file, or ``None`` for random weights.
+
+    ``trim_text``: run the text tower only up to the longest text of each batch instead of the
+    full context (77 tokens), where that gives the same embeddings: the standard CLIP text tower
+    (causal mask, end-of-text pooling). Checked against the full path once at load time; other
+    towers always use the full path. ``self.trim_text`` says whether it is in use.
     """
 
     def __init__(self, model: str, pretrained: str | None = None, device: str | None = None,
-                 precision: str | None = None, cache_dir: str | None = None):
+                 precision: str | None = None, cache_dir: str | None = None, trim_text: bool = True):
         import open_clip
 
         self.device = resolve_device(device)
@@ -54,6 +59,7 @@ class OpenClipEncoder(Encoder):
         with torch.inference_mode():
             probe = self.model.encode_text(self.tokenizer(["a"]).to(self.device))
         self.embed_dim = int(probe.shape[-1])
+        self.trim_text = trim_text and _trimmed_text_matches(self.model, self.tokenizer, self.device)
         self.name = f"open_clip:{model}" + (f":{pretrained}" if pretrained else "")
         arch = "local-dir" if model.startswith("local-dir:") else model  # content, not location
         self.identity = (f"open_clip|{arch}|{weights_id}|{_PRECISION_NAMES[self.dtype]}"
@@ -64,7 +70,68 @@ class OpenClipEncoder(Encoder):
 
     def _encode_text_batch(self, texts: list[str]) -> torch.Tensor:
         tokens = self.tokenizer(texts).to(self.device)
+        if self.trim_text:
+            return encode_text_trimmed(self.model, tokens)
         return self.model.encode_text(tokens)
+
+
+def supports_trimmed_text(model) -> bool:
+    """Whether ``model``'s text tower is open_clip's standard CLIP one, for which positions after a
+    text's end-of-text token cannot change its embedding: causal attention mask and pooling at
+    the end-of-text token (``argmax`` or ``eos``)."""
+    from open_clip.model import CLIP
+
+    if not isinstance(model, CLIP) or type(model).encode_text is not CLIP.encode_text:
+        return False
+    if getattr(model, "text_pool_type", None) not in ("argmax", "eos"):
+        return False
+    mask, pos = getattr(model, "attn_mask", None), getattr(model, "positional_embedding", None)
+    if mask is None or pos is None or mask.ndim != 2 or pos.ndim != 2 or mask.shape[0] != pos.shape[0]:
+        return False
+    causal = torch.ones(mask.shape, dtype=torch.bool, device=mask.device).triu(1)
+    return bool(torch.isneginf(mask[causal]).all() and (mask[~causal] == 0).all())
+
+
+def encode_text_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
+    """open_clip ``CLIP.encode_text`` on ``tokens`` ``[B, context]`` cut after the last pooled
+    (end-of-text) position of the batch: the same steps on ``L`` positions instead of the full
+    context, so the cost follows the longest text, not the context length."""
+    if model.text_pool_type == "argmax":
+        end = tokens.argmax(dim=-1)
+    else:
+        end = (tokens == model.text_eos_id).int().argmax(dim=-1)
+    L = int(end.max()) + 1
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens[:, :L]).to(cast_dtype)
+    x = x + model.positional_embedding[:L].to(cast_dtype)
+    x = model.transformer(x, attn_mask=model.attn_mask[:L, :L])
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0], device=x.device), end]
+    if model.text_projection is not None:
+        if isinstance(model.text_projection, torch.nn.Linear):
+            x = model.text_projection(x)
+        else:
+            x = x @ model.text_projection
+    return x
+
+
+def _trimmed_text_matches(model, tokenizer, device: torch.device) -> bool:
+    """True when the trimmed path is supported and gives the full path's embeddings on a probe."""
+    if not supports_trimmed_text(model):
+        return False
+    try:
+        with torch.inference_mode():
+            tokens = tokenizer(["a photo of a small red bird on a branch.", "a dog"]).to(device)
+            full = torch.nn.functional.normalize(model.encode_text(tokens).float(), dim=-1)
+            fast = torch.nn.functional.normalize(encode_text_trimmed(model, tokens).float(), dim=-1)
+    except Exception as e:  # an unexpected tower variant: keep the reference path
+        log.debug("trimmed text encoding disabled: %s", e)
+        return False
+    tol = 1e-5 if model.transformer.get_cast_dtype() == torch.float32 else 2e-3  # fp16/bf16 towers
+    ok = bool((full - fast).abs().max() <= tol)
+    if not ok:
+        log.debug("trimmed text encoding disabled: it differs from the full path on a probe")
+    return ok
 
 
 def _takes_cache_dir() -> bool:

@@ -1,0 +1,120 @@
+"""ImageNet-1k (ILSVRC 2012) and ImageNet-V2. Class names: ``open_clip.zero_shot_metadata``'s
+IMAGENET_CLASSNAMES (the cleaned names CLIP papers use), in WordNet-id order."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import DatasetError
+from ..images import IMAGE_SUFFIXES
+from . import ImageDataset, register_loader
+from ._layout import (LARGE_VAL_PER_CLASS, DatasetInfo, check_split, describe, fail, holdout,
+                      make_dataset, select)
+
+INFO = describe(DatasetInfo(
+    key="imagenet", title="ImageNet", domain="generic", n_classes=1000,
+    layout="train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (1000 WordNet-id folders such as n01440764 "
+           "each; also accepted under images/, the CoOp layout)",
+    splits="test = official val set; val = 10 train images per class; train = the other "
+           "train images"))
+INFO_V2 = describe(DatasetInfo(
+    key="imagenet_v2", title="ImageNet-V2", domain="generic", n_classes=1000,
+    layout="imagenetv2-matched-frequency-format-val/<label>/*.jpeg (folders 0..999; the "
+           "threshold0.7 and top-images variants are read the same way)",
+    splits="test only"))
+
+_WNID = re.compile(r"^n\d{8}$")
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 names of ``open_clip.zero_shot_metadata.IMAGENET_CLASSNAMES``.
+
+    Read from open_clip's file as a literal (importing open_clip itself takes seconds), or taken
+    from the module when it is already imported.
+    """
+    import ast
+    import importlib.util
+    import sys
+
+    module = sys.modules.get("open_clip.zero_shot_metadata")
+    if module is not None:
+        names = list(module.IMAGENET_CLASSNAMES)
+    else:
+        spec = importlib.util.find_spec("open_clip")
+        if spec is None or not spec.submodule_search_locations:
+            raise DatasetError("ImageNet class names come from open_clip, which is not installed")
+        source = Path(list(spec.submodule_search_locations)[0]) / "zero_shot_metadata.py"
+        names = []
+        for node in ast.parse(source.read_text(encoding="utf-8")).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and getattr(node.targets[0], "id", None) == "IMAGENET_CLASSNAMES"):
+                names = list(ast.literal_eval(node.value))
+    if len(names) != 1000:
+        raise DatasetError(f"open_clip's IMAGENET_CLASSNAMES has {len(names)} names, expected 1000")
+    return names
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _class_folders(info: DatasetInfo, root: Path, folder: Path, pattern) -> list[Path]:
+    if not folder.is_dir():
+        raise fail(info, root, f"missing folder {str(folder)!r}")
+    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and pattern(p.name))
+    if not subdirs and _images(folder):
+        raise fail(info, root, f"the images in {str(folder)!r} are not sorted into class folders; "
+                               "sort them into one folder per class first")
+    if len(subdirs) != info.n_classes:
+        raise fail(info, root, f"{str(folder)!r} has {len(subdirs)} class folders, expected "
+                               f"{info.n_classes}")
+    return subdirs
+
+
+def load(root: str | Path, split: str = "test") -> ImageDataset:
+    """ImageNet (``split``: train, val or test)."""
+    check_split(INFO, split)
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise fail(INFO, base, f"the dataset folder {str(base)!r} does not exist")
+    if (base / "images").is_dir() and not (base / "val").is_dir():
+        base = base / "images"
+    folder = base / ("val" if split == "test" else "train")
+    subdirs = _class_folders(INFO, base, folder, _WNID.match)
+    paths, labels = [], []
+    for label, d in enumerate(subdirs):
+        files = _images(d)
+        paths += files
+        labels += [label] * len(files)
+    if split != "test":
+        keep = holdout([f"{p.parent.name}/{p.name}" for p in paths], labels, split,
+                       max_per_class=LARGE_VAL_PER_CLASS)
+        paths, labels = select(paths, keep), select(labels, keep)
+    return make_dataset(INFO, imagenet_class_names(), paths, labels, base, split)
+
+
+def load_v2(root: str | Path, split: str = "test") -> ImageDataset:
+    """ImageNet-V2 (test split only): folders named by ImageNet label index."""
+    check_split(INFO_V2, split, ("test",))
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise fail(INFO_V2, base, f"the dataset folder {str(base)!r} does not exist")
+    if not (base / "0").is_dir():
+        variants = sorted(p for p in base.glob("imagenetv2-*") if p.is_dir())
+        if variants:
+            base = variants[0]
+    subdirs = _class_folders(INFO_V2, base, base, str.isdigit)
+    numbers = sorted(int(d.name) for d in subdirs)
+    if numbers != list(range(1000)):
+        raise fail(INFO_V2, base, "the class folders are not named 0..999")
+    paths, labels = [], []
+    for d in sorted(subdirs, key=lambda d: int(d.name)):
+        files = _images(d)
+        paths += files
+        labels += [int(d.name)] * len(files)
+    return make_dataset(INFO_V2, imagenet_class_names(), paths, labels, base, split)
+
+
+register_loader(INFO.key, load)
+register_loader(INFO_V2.key, load_v2)

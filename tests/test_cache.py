@@ -1,0 +1,136 @@
+"""The text-embedding cache: hits, misses, corruption, foreign entries, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+import torch
+
+from coderclip.cache import MAX_SHARDS, TextEmbeddingCache, cache_dir, cached_encode
+
+from .helpers import HashEncoder, write_cache_worker
+
+
+def encode_with(enc):
+    return lambda batch: enc.encode_texts(batch)
+
+
+def test_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("CODERCLIP_CACHE", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+
+
+def test_miss_then_hit_encodes_only_new_texts(tmp_path):
+    enc = HashEncoder(8)
+    cache = TextEmbeddingCache(enc.identity, tmp_path)
+    first, n1 = cached_encode(["a", "b", "c"], encode_with(enc), cache)
+    assert n1 == 3 and enc.text_calls == 3
+    again, n2 = cached_encode(["c", "a", "d"], encode_with(enc), cache)
+    assert n2 == 1 and enc.text_calls == 4
+    assert torch.equal(again[0], first[2]) and torch.equal(again[1], first[0])
+    assert torch.allclose(again[2], enc.encode_texts(["d"])[0])
+
+
+def test_texts_are_keyed_exactly(tmp_path):
+    enc = HashEncoder(8)
+    cache = TextEmbeddingCache(enc.identity, tmp_path)
+    cached_encode(["a photo of a cat."], encode_with(enc), cache)
+    _, n = cached_encode(["a photo of a cat", "A photo of a cat."], encode_with(enc), cache)
+    assert n == 2
+
+
+def test_other_model_never_shares_entries(tmp_path):
+    a, b = HashEncoder(8, tag="model-a"), HashEncoder(8, tag="model-b")
+    cached_encode(["x"], encode_with(a), TextEmbeddingCache(a.identity, tmp_path))
+    _, n = cached_encode(["x"], encode_with(b), TextEmbeddingCache(b.identity, tmp_path))
+    assert n == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "foreign"])
+def test_corrupt_or_foreign_entry_is_detected_and_rebuilt(tmp_path, damage, caplog):
+    enc = HashEncoder(8)
+    cache = TextEmbeddingCache(enc.identity, tmp_path)
+    good, _ = cached_encode(["a", "b"], encode_with(enc), cache)
+    shard = next(cache.folder.glob("shard-*.safetensors"))
+    data = bytearray(shard.read_bytes())
+    if damage == "truncate":
+        shard.write_bytes(bytes(data[: len(data) // 2]))
+    elif damage == "flip":
+        data[-3] ^= 0xFF  # inside the tensor bytes: caught by the checksum
+        shard.write_bytes(bytes(data))
+    elif damage == "garbage":
+        shard.write_bytes(b"not a safetensors file at all")
+    else:  # a valid shard written for another model, dropped into this model's folder
+        other = TextEmbeddingCache("someone-else", tmp_path)
+        other.add(["a", "b"], torch.zeros(2, 8))
+        shard.unlink()
+        next(other.folder.glob("shard-*")).rename(shard)
+    caplog.set_level("WARNING")
+    rebuilt, n = cached_encode(["a", "b"], encode_with(enc), cache)
+    assert n == 2, "a damaged entry must never be trusted"
+    assert torch.allclose(rebuilt, good)
+    assert "ignoring and removing cache file" in caplog.text
+    _, n_after = cached_encode(["a", "b"], encode_with(enc), cache)
+    assert n_after == 0
+
+
+def test_many_shards_are_compacted(tmp_path):
+    enc = HashEncoder(8)
+    cache = TextEmbeddingCache(enc.identity, tmp_path)
+    for i in range(MAX_SHARDS + 2):
+        cached_encode([f"text {i}"], encode_with(enc), cache)
+    assert len(list(cache.folder.glob("shard-*"))) <= MAX_SHARDS
+    _, n = cached_encode([f"text {i}" for i in range(MAX_SHARDS + 2)], encode_with(enc), cache)
+    assert n == 0
+
+
+def test_concurrent_writers_never_corrupt(tmp_path):
+    texts = [f"sentence number {i}" for i in range(40)]
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        results = pool.map(write_cache_worker, [(str(tmp_path), "hash-8", texts, s) for s in range(4)])
+    ref = HashEncoder(8)
+    for worker in results:
+        for subset, emb in worker:
+            assert np.allclose(emb, ref.encode_texts(subset).numpy(), atol=1e-6)
+    cache = TextEmbeddingCache("hash-8", tmp_path)
+    out, missing = cache.load(texts)
+    assert out is not None and np.allclose(out[[i for i in range(40) if i not in missing]].numpy(),
+                                           ref.encode_texts([t for i, t in enumerate(texts) if i not in missing]).numpy(),
+                                           atol=1e-6)
+    assert not list(cache.folder.glob("*.tmp"))
+
+
+def test_unwritable_cache_degrades_to_no_cache(tmp_path, caplog):
+    enc = HashEncoder(8)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where the cache folder should be
+    cache = TextEmbeddingCache(enc.identity, blocker)
+    caplog.set_level("WARNING")
+    emb, n = cached_encode(["a"], encode_with(enc), cache)
+    assert n == 1 and emb.shape == (1, 8)
+    assert "could not write the text-embedding cache" in caplog.text
+
+
+def test_load_same_order_partial_and_reordered(tmp_path):
+    """The whole-shard fast path, a reordered request, duplicates and misses give the same rows."""
+    from coderclip.cache import _digest
+
+    cache = TextEmbeddingCache("model-x", tmp_path)
+    texts = [f"text {i}" for i in range(50)]
+    emb = torch.nn.functional.normalize(torch.randn(50, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    cache.add(texts, emb)
+    same, missing = cache.load(texts)
+    assert missing == [] and torch.equal(same, emb)
+    request = texts[::-3] + ["new text", texts[4], texts[4]]
+    got, missing = cache.load(request)
+    assert missing == [len(texts[::-3])]
+    assert torch.equal(got[missing[0]], torch.zeros(8))
+    keep = [i for i in range(len(request)) if i not in missing]
+    assert torch.equal(got[keep], emb[[int(request[i].split()[1]) for i in keep]])
+    # the checksum reads the tensor's memory in place; it equals the digest of its bytes
+    import hashlib
+
+    assert _digest(emb) == hashlib.sha256(emb.numpy().tobytes()).hexdigest()

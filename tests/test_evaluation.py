@@ -1,0 +1,107 @@
+"""Evaluation: labels read only after predictions, report contents, rerank counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from coderclip.datasets import ImageDataset, from_folder
+from coderclip.evaluation import (ABLATION, METHOD_LABELS, ZeroShotPredictions, evaluate,
+                                  predict_zero_shot, score_zero_shot)
+from coderclip.textbank import TEXT_TYPES, TextBank
+
+from .helpers import HashEncoder, random_knowledge
+
+
+class WatchedDataset(ImageDataset):
+    """Records when labels are read, so tests can prove it happens after predicting."""
+
+    events: list
+
+    def labels(self):
+        self.events.append("labels")
+        return super().labels()
+
+
+def make_folder_dataset(root, classes, per_class=3, seed=0):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        d = root / c.replace(" ", "_")
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    return root
+
+
+def test_labels_are_read_only_after_all_predictions(tmp_path, open_clip_encoder, small_knowledge, monkeypatch):
+    import coderclip.evaluation as ev
+
+    root = make_folder_dataset(tmp_path / "data", ["lime", "lemon", "orange"])
+    base = from_folder(root)
+    ds = WatchedDataset(base.name, base.class_names, base.paths, base._labels)
+    ds.events = []
+    real = ev.predict_zero_shot
+
+    def spy(*a, **kw):
+        out = real(*a, **kw)
+        ds.events.append("predicted")
+        return out
+
+    monkeypatch.setattr(ev, "predict_zero_shot", spy)
+    report = evaluate(open_clip_encoder, small_knowledge, ds, num_workers=0)
+    assert ds.events == ["predicted", "labels"]
+    assert report["n_images"] == 9
+    assert set(report["methods"]) == set(METHOD_LABELS)
+    assert list(report["ablation"]) == [*ABLATION, "+rerank"]
+    assert len(report["per_class"]) == 3 and report["per_class"][0]["images"] == 3
+    prov = report["provenance"]
+    assert prov["model"]["identity"] == open_clip_encoder.identity
+    assert prov["knowledge"]["content_sha256"] and prov["templates_version"]
+    assert prov["labels_read_after_predictions"] is True
+    for row in report["rerank"]["tau_sweep"]:
+        assert 0 <= row["top1"] <= 100
+
+
+def test_unreadable_images_are_skipped_and_listed(tmp_path, open_clip_encoder, small_knowledge):
+    root = make_folder_dataset(tmp_path / "data", ["lime", "lemon", "orange"])
+    (root / "lime" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    report = evaluate(open_clip_encoder, small_knowledge, from_folder(root), num_workers=0)
+    assert report["n_images"] == 9
+    assert [s["path"] for s in report["skipped_images"]] == [str(root / "lime" / "broken.jpg")]
+
+
+def test_rerank_counts_on_a_known_case():
+    n = 6
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    stage1 = np.array([0, 1, 1, 2, 2, 0])
+    final = np.array([0, 0, 2, 1, 1, 2])
+    reranked = np.array([False, True, True, True, True, True])
+    ranking = {m: np.stack([final, (final + 1) % 3, (final + 2) % 3], 1) for m in METHOD_LABELS}
+    preds = ZeroShotPredictions(ranking=ranking, stage1=stage1, reranked=reranked,
+                                tau_sweep={0.0: stage1, 1.0: final}, k_sweep={5: final}, tau=0.5, top_k=5)
+    rep = score_zero_shot(preds, labels, ["a", "b", "c"])
+    rr = rep["rerank"]
+    # sample 1: 1 -> 0 wrong->right; 2: 1 -> 2 right->wrong; 3: 2 -> 1 wrong->right;
+    # 4: 2 -> 1 right->wrong; 5: 0 -> 2 wrong->right
+    assert (rr["reranked"], rr["changed"]) == (5, 5)
+    assert (rr["wrong_to_right"], rr["right_to_wrong"], rr["wrong_to_wrong"]) == (3, 2, 0)
+    assert rr["tau_sweep"][0] == {"tau": 0.0, "top1": 50.0}
+    assert rr["tau_sweep"][1]["top1"] == rep["methods"]["coder-rerank"]["top1"] == pytest.approx(100 * 4 / 6)
+    assert rep["methods"]["coder-rerank"]["top5"] == 100.0
+    assert rep["confused_pairs"][0]["count"] == 1 and n == len(labels)
+
+
+def test_predictions_stream_in_batches_identically():
+    kn = random_knowledge(12, seed=2)
+    bank = TextBank.build(kn, HashEncoder(16), types=TEXT_TYPES, cache=False)
+    x = torch.nn.functional.normalize(torch.randn(50, 16, generator=torch.Generator().manual_seed(0)), dim=1)
+    a = predict_zero_shot(x, bank, batch_size=7)
+    b = predict_zero_shot(x, bank, batch_size=1000)
+    for m in a.ranking:
+        assert np.array_equal(a.ranking[m], b.ranking[m])
+    assert all(np.array_equal(a.tau_sweep[t], b.tau_sweep[t]) for t in a.tau_sweep)
+    # tau = 0 never reranks, tau = 1 reranks all but fully confident samples
+    assert np.array_equal(a.tau_sweep[0.0], a.stage1)
