@@ -21,11 +21,9 @@ $(BIN)/.installed: pyproject.toml Makefile
 
 install: $(BIN)/.installed
 
-# Until the trained offline testbed lands, the demo shows the plumbing with random weights.
-SAMPLES = $$($(BIN)/python -c "import importlib.util as u; print(list(u.find_spec('foolbox').submodule_search_locations)[0] + '/data')")
+# The offline demo: the shipped testbed model, CLIP vs CODER vs CODER + rerank (docs/testbed.md).
 demo: $(BIN)/.installed
-	@echo "coderclip demo: randomly initialised ViT-B-32 (no pretrained weights offline): predictions are meaningless"
-	$(BIN)/coderclip classify $(SAMPLES) --model open_clip:ViT-B-32 --knowledge cifar10 --top 3
+	$(BIN)/coderclip demo
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
