@@ -106,8 +106,10 @@ def test_captions_vary_in_wording_and_completeness():
     assert len(texts) > 100
     assert any("spot" not in t and "dot" not in t for t in texts), "some captions leave the pattern out"
     assert any(t.startswith("on ") or " on " in t for t in texts)
-    full = world.caption(scene, rng, drop=0.0)
+    full = world.caption(scene, rng, drop=0.0, focused=0.0)
     assert "red" in full or "scarlet" in full
+    focused = {world.caption(scene, rng, focused=1.0) for _ in range(50)}
+    assert min(len(t) for t in focused) < len(full), "focused captions name only part of the scene"
 
 
 def test_scene_validation():

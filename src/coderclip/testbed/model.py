@@ -69,6 +69,8 @@ class ImageTower(nn.Module):
 
 def pixels_from_uint8(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """``[N, H, W, 3]`` uint8 images -> normalised float pixels ``[N, 3, H, W]``."""
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = images.copy()  # e.g. np.asarray(PIL image); torch wants writable memory
     x = torch.as_tensor(images).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
