@@ -80,7 +80,7 @@ def cached_training_set(seed: int, scenes: int, renders: int = 2, captions: int 
     cheap and always written afresh."""
     import hashlib
 
-    from ..cache import cache_dir
+    from ..paths import cache_dir
     from . import world
 
     src = Path(world.__file__).read_bytes()
