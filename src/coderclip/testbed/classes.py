@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .world import IMAGE_SIZE, Scene, Thing, make_rng, render
+from .world import IMAGE_SIZE, Scene, Thing, make_rng, map_jobs, render
 
 #: Seed of the shipped test set. Training uses its own seed and a different stream id, so no test
 #: image is ever a training image, whatever training seed is chosen.
@@ -347,13 +347,7 @@ def make_test_set(per_class: int = TEST_IMAGES_PER_CLASS, seed: int = TEST_SEED,
     """
     classes = list(range(len(CLASSES))) if classes is None else list(classes)
     jobs = [(c, 0, per_class, seed) for c in classes]
-    if workers > 1:
-        import multiprocessing as mp
-
-        with mp.get_context().Pool(workers) as pool:
-            blocks = pool.map(_render_block, jobs)
-    else:
-        blocks = [_render_block(j) for j in jobs]
+    blocks = map_jobs(_render_block, jobs, workers)
     images = np.concatenate(blocks) if blocks else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     labels = np.repeat(np.asarray(classes, dtype=np.int64), per_class)
     return images, labels

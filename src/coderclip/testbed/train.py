@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from . import classes as tc
 from .model import DEFAULT_WEIGHTS, TEXT_DIM, ImageTower, MiniLMTextTower, embed_texts, pixels_from_uint8, save_image_tower
-from .world import IMAGE_SIZE, Scene, caption, make_rng, random_scene, render
+from .world import IMAGE_SIZE, Scene, caption, make_rng, map_jobs, random_scene, render
 
 #: Cache key of caption embeddings (the frozen text tower in fp32 on the CPU).
 TEXT_CACHE_IDENTITY = "testbed-train|all-MiniLM-L6-v2|mean-pooling|fp32|cpu"
@@ -61,13 +61,7 @@ def render_training_set(seed: int, scenes: int, renders: int = 2, captions: int 
     """Images ``[scenes * renders, 64, 64, 3]`` uint8 (scene-major) and ``scenes * captions``
     captions (scene-major); identical for any number of ``workers``."""
     jobs = [(seed, s, min(scenes, s + chunk), renders, captions) for s in range(0, scenes, chunk)]
-    if workers > 1:
-        import multiprocessing as mp
-
-        with mp.get_context().Pool(workers) as pool:
-            parts = pool.map(_render_chunk, jobs)
-    else:
-        parts = [_render_chunk(j) for j in jobs]
+    parts = map_jobs(_render_chunk, jobs, workers)
     if not parts:
         return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8), []
     return np.concatenate([p[0] for p in parts]), [c for p in parts for c in p[1]]
@@ -86,9 +80,8 @@ def cached_training_set(seed: int, scenes: int, renders: int = 2, captions: int 
     src = Path(world.__file__).read_bytes()
     key = hashlib.sha256(src + f"|{seed}|{scenes}|{renders}".encode()).hexdigest()[:20]
     path = cache_dir() / "testbed-train" / f"{key}.npy"
-    caps = [c for i in range(scenes) for c in training_scene(seed, i, captions)[1]]
     if path.is_file():
-        return np.load(path), caps
+        return np.load(path), [c for i in range(scenes) for c in training_scene(seed, i, captions)[1]]
     images, caps = render_training_set(seed, scenes, renders=renders, captions=captions, workers=workers)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")

@@ -996,6 +996,17 @@ def make_rng(*key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(list(key)))
 
 
+def map_jobs(fn: Callable, jobs: Sequence, workers: int = 1) -> list:
+    """``[fn(j) for j in jobs]``, in ``workers`` processes when more than one (same results: every
+    image is a pure function of its key, whichever process renders it)."""
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context().Pool(min(workers, len(jobs))) as pool:
+            return pool.map(fn, jobs)
+    return [fn(j) for j in jobs]
+
+
 def caption_vocabulary() -> set[str]:
     """Every word that the caption tables can produce (for hygiene checks)."""
     texts: list[str] = []
