@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from coderclip import packs
-from coderclip.knowledge import load_knowledge, normalize_name
+from coderclip.knowledge import packs
+from coderclip.knowledge import load_knowledge
+from coderclip.names import normalize_name
 
 PACKS = packs.available_packs()
 
