@@ -8,7 +8,7 @@ import pytest
 
 from coderclip.cli import main
 from coderclip.knowledge import Knowledge
-from coderclip.lint import check_feature, clean_contrast_feature, fix_contrasts, lint_contrasts
+from coderclip.knowledge.lint import check_feature, clean_contrast_feature, fix_contrasts, lint_contrasts
 
 
 @pytest.mark.parametrize("feature, fixed", [
@@ -80,7 +80,7 @@ def test_cli_fix_needs_an_output(tmp_path, capsys):
 
 def test_atg_contrast_answers_lose_their_comparison_tails():
     from coderclip.atg.parsing import parse_pair
-    from coderclip.lint import clean_contrast_feature as clean
+    from coderclip.knowledge.lint import clean_contrast_feature as clean
 
     text = "lime:\n- green peel instead of yellow\n- small size\nlemon:\n- yellow peel\n- pointed ends"
     a, b = parse_pair(text, "lime", "lemon")

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from coderclip import packs
-from coderclip.knowledge import load_knowledge, normalize_name
+from coderclip.knowledge import packs
+from coderclip.knowledge import load_knowledge
+from coderclip.names import normalize_name
 
 PACKS = packs.available_packs()
 
@@ -76,7 +77,7 @@ def test_pack_item_quality(name):
 
 @pytest.mark.parametrize("name", PACKS)
 def test_pack_contrasts_describe_their_own_class(name):
-    from coderclip.lint import lint_contrasts
+    from coderclip.knowledge.lint import lint_contrasts
 
     findings = lint_contrasts(load_knowledge(name))
     assert not findings, "\n".join(str(f) for f in findings[:20])

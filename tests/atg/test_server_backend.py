@@ -9,7 +9,8 @@ import time
 import pytest
 
 from coderclip.atg import GenerationConfig, RetryPolicy, generate_knowledge
-from coderclip.atg.llm import ChatRequest, FatalLLMError, TransientLLMError, load_llm
+from coderclip.atg.llm.base import ChatRequest, FatalLLMError, TransientLLMError
+from coderclip.atg.llm import load_llm
 from coderclip.errors import LLMError
 from coderclip.knowledge import load_knowledge
 

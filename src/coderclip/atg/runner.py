@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ..errors import LLMError
-from ..knowledge import normalize_name
-from ..templates import DomainTemplates
+from ..names import normalize_name
+from ..knowledge.templates import DomainTemplates
 from .analogous import AnalogousFilter
 from .classes import ClassSpec
 from .config import GenerationConfig
-from .llm import LLM, ChatRequest, FatalLLMError, RequestAdapted, TransientLLMError
-from ..lint import clean_contrast_feature
+from .llm.base import LLM, ChatRequest, FatalLLMError, RequestAdapted, TransientLLMError
+from ..knowledge.lint import clean_contrast_feature
 from .parsing import finalize, parse_list, parse_pair
 from .plan import Task, build_prompt
 from .prompts import ATTRIBUTE_EXAMPLE, Prompt

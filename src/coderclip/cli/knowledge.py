@@ -98,7 +98,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
     from ..errors import CoderClipError, ConfigError
     from ..knowledge import load_knowledge
-    from ..lint import fix_contrasts, lint_contrasts
+    from ..knowledge.lint import fix_contrasts, lint_contrasts
 
     if args.fix and (not args.output or len(args.sources) != 1):
         raise ConfigError("--fix needs exactly one FILE_OR_PACK and -o/--output FILE for the copy")

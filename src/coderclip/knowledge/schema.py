@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import KnowledgeError
+from .._io import atomic_write_text
+from ..errors import KnowledgeError
+from ..names import dedupe, normalize_name
+from . import packs
+from .templates import DOMAINS
 
 FORMAT = "coderclip-knowledge"
 SCHEMA_VERSION = 1
@@ -31,11 +33,6 @@ KNOWLEDGE_TYPES = ("synonyms", "attributes", "analogous", "contrasts")
 
 _CLASS_KEYS = {"name", "description", *LIST_FIELDS, "contrasts"}
 _TOP_KEYS = {"format", "schema_version", "name", "domain", "classes", "provenance"}
-
-
-def normalize_name(name: str) -> str:
-    """Canonical form used to match class names: underscores as spaces, single spaces, casefolded."""
-    return " ".join(name.replace("_", " ").split()).casefold()
 
 
 @dataclasses.dataclass
@@ -227,57 +224,10 @@ def provenance_record(source: str, *, model: str | None = None, prompt_version: 
     return rec
 
 
-def dedupe(items: Iterable[str]) -> list[str]:
-    """Items with surrounding spaces removed, empty ones dropped, duplicates (casefolded) dropped,
-    first occurrence order kept."""
-    seen: set[str] = set()
-    out = []
-    for it in items:
-        s = " ".join(str(it).split())
-        key = s.casefold()
-        if s and key not in seen:
-            seen.add(key)
-            out.append(s)
-    return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_knowledge(source: str | os.PathLike) -> Knowledge:
     """Load a knowledge file by path, or a knowledge pack shipped with coderclip by name."""
     path = Path(source)
     if not path.exists():
-        from . import packs  # local import: packs is optional data
-
         if isinstance(source, str) and packs.has_pack(source):
             path = packs.pack_path(source)
         else:
@@ -390,8 +340,6 @@ def _string_list(value: Any, where: str, fail) -> list[str]:
 
 
 def _validate(k: Knowledge) -> None:
-    from .templates import DOMAINS  # local import: templates imports nothing from here at module level
-
     if k.domain not in DOMAINS:
         raise KnowledgeError(f"domain: unknown domain {k.domain!r}; known domains: "
                              f"{', '.join(sorted(DOMAINS))}")
@@ -423,3 +371,8 @@ def _validate(k: Knowledge) -> None:
         if len(set(keys)) != len(keys):
             raise KnowledgeError(
                 f"classes[{i}] ({c.name!r}).contrasts: the same class appears twice")
+
+
+def load_pack(name: str) -> Knowledge:
+    """Load a shipped knowledge pack by name (e.g. ``food101``)."""
+    return load_knowledge(packs.pack_path(name))

@@ -14,7 +14,8 @@ import copy
 import dataclasses
 import re
 
-from .knowledge import Knowledge, normalize_name
+from ..names import normalize_name
+from .schema import Knowledge
 
 #: Phrases that start a comparison with the other class; everything from them on is cut.
 _TAIL_MARKERS = (
