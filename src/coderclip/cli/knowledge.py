@@ -64,7 +64,8 @@ def run_show(args: argparse.Namespace) -> int:
     k = load_knowledge(args.source)
     if args.class_name:
         c = k[args.class_name]
-        print(f"{c.name}  (class {k.index(c.name)} of {len(k)}, domain {k.domain})")
+        ident = f", id {c.id}" if c.id else ""
+        print(f"{c.name}  (class {k.index(c.name)} of {len(k)}{ident}, domain {k.domain})")
         if c.description:
             print(f"  description: {c.description}")
         for field in LIST_FIELDS:
