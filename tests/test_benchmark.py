@@ -207,14 +207,14 @@ def test_benchmark_on_sample_photos(tmp_path, sample_photos, open_clip_encoder, 
 
 def test_labels_are_read_only_after_predictions(tmp_path, open_clip_encoder, open_clip_spec, monkeypatch):
     import coderclip.evaluation.run as run
-    import coderclip.evaluation.suite as suite
+    import coderclip.evaluation.selection as selection
     from coderclip.datasets import ImageDataset
 
     exp = fakes.eurosat(tmp_path / "eurosat")
     kfile = tmp_path / "k.json"
     small_knowledge(exp.names, domain="satellite").save(kfile)
     events = []
-    real_predict, real_labels = suite.predict_zero_shot, ImageDataset.labels
+    real_predict, real_labels = selection.predict_zero_shot, ImageDataset.labels
 
     def predict(x, *a, **kw):
         events.append(("predict", int(x.shape[0])))
@@ -224,7 +224,7 @@ def test_labels_are_read_only_after_predictions(tmp_path, open_clip_encoder, ope
         events.append(("labels", self.split))
         return real_labels(self)
 
-    monkeypatch.setattr(suite, "predict_zero_shot", predict)
+    monkeypatch.setattr(selection, "predict_zero_shot", predict)
     monkeypatch.setattr(run, "predict_zero_shot", predict)
     monkeypatch.setattr(ImageDataset, "labels", labels)
     run_benchmark([BenchmarkDataset("eurosat", str(tmp_path / "eurosat"), str(kfile))],

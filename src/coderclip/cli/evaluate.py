@@ -14,9 +14,12 @@ EXAMPLES = """\
 examples:
   coderclip evaluate data/val/ --model open_clip:ViT-B-32:openai --knowledge food101
   coderclip evaluate manifest.csv -m hf:/models/siglip-base -k knowledge.json --report report.json
+  coderclip evaluate data/test/ --val data/val/ -m open_clip:ViT-B-32:openai -k food101
 
 DATA is a folder with one sub-folder of images per class (the sub-folder name is the class name),
 or a CSV file with the columns path,label. Labels are read only after all predictions are made.
+With --val, the rerank's tau and K are chosen on those labelled validation images (never on DATA);
+without it they are the fixed --tau and --rerank-k. The accuracy-vs-tau sweep on DATA is post-hoc.
 """
 
 
@@ -31,6 +34,9 @@ def add_parser(sub) -> None:
     add_knowledge_args(p)
     add_rerank_args(p)
     add_methods_arg(p)
+    p.add_argument("--val", default=None, metavar="DATA",
+                   help="labelled validation images (same layout and classes as DATA): choose tau "
+                        "and K on them instead of using --tau and --rerank-k")
     p.add_argument("--report", default=None, help="write the JSON report here")
     p.set_defaults(func=run)
 
@@ -44,11 +50,15 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.data, class_names=knowledge.class_names if knowledge else None)
     if knowledge is None:
         knowledge = load_knowledge_from_args(args, class_names=dataset.class_names)
+    val = open_dataset(args.val, class_names=dataset.class_names) if args.val else None
     encoder = load_model(args)
     report = evaluate(encoder, knowledge, dataset, tau=args.tau, top_k=args.rerank_k,
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
                       show_progress_bar=sys.stderr.isatty(),
-                      knowledge_source=args.knowledge, methods=args.methods)
+                      knowledge_source=args.knowledge, methods=args.methods, val_dataset=val)
+    p = report["protocol"]
+    if p["selection"]:
+        print(f"tau {p['tau']:g} and K {p['top_k']} chosen on {p['selection']['images']} validation images")
     print(format_summary(report))
     if args.report:
         write_json(report, args.report)

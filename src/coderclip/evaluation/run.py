@@ -16,6 +16,7 @@ from ..scoring import DEFAULT_TAU, DEFAULT_TOP_K
 from .metrics import score_zero_shot
 from .predict import DEFAULT_KS, DEFAULT_TAUS, bank_types, check_methods, predict_zero_shot
 from .provenance import provenance
+from .selection import select_on_val
 
 REPORT_FORMAT = "coderclip-zero-shot-report"
 REPORT_VERSION = 1
@@ -41,8 +42,13 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
              ks: Sequence[int] = DEFAULT_KS, batch_size: int = 64, num_workers: int | None = None,
              cache: bool = True, show_progress_bar: bool = False,
-             knowledge_source: str | None = None, methods: Sequence[str] | None = None) -> dict:
+             knowledge_source: str | None = None, methods: Sequence[str] | None = None,
+             val_dataset=None) -> dict:
     """Evaluate every method on a labelled :class:`~coderclip.datasets.ImageDataset`.
+
+    With ``val_dataset`` (labelled validation images of the same classes), τ and K are chosen on
+    it (CODER + rerank top-1 over ``taus`` × ``ks``) instead of taking ``tau`` / ``top_k``; the
+    report's ``protocol`` says where they came from.
 
     Order of work: align the knowledge to the dataset's classes (by name), build the text bank,
     embed the images, compute all predictions, and only then read the labels. ``methods``: which
@@ -59,11 +65,45 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     if not enc.kept:
         raise DatasetError(f"none of the {len(dataset)} images of {dataset.name} could be read")
     kept = np.asarray(enc.kept, dtype=np.int64)
+    protocol = {"tau": float(tau), "tau_source": "fixed", "top_k": int(top_k), "top_k_source": "fixed",
+                "selection": None}
+    if val_dataset is not None:
+        protocol = choose_on_val(encoder, bank, kn, val_dataset, tau=tau, top_k=top_k, taus=taus, ks=ks,
+                                 batch_size=batch_size, num_workers=num_workers,
+                                 show_progress_bar=show_progress_bar)
+        tau, top_k = protocol["tau"], protocol["top_k"]
+        taus = taus if tau in taus else tuple(sorted({*taus, tau}))
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
-              "dataset": dataset.describe(),
+              "dataset": dataset.describe(), "protocol": protocol,
               "skipped_images": [{"path": p, "reason": r} for p, r in enc.failures]}
     report.update(predict_then_label(enc.embeddings, bank, kn.class_names,
                                      lambda: dataset.labels()[kept], tau=tau, top_k=top_k,
                                      taus=taus, ks=ks, methods=methods))
     report["provenance"] = provenance(encoder, kn, bank, knowledge_source)
     return report
+
+
+def choose_on_val(encoder: Encoder, bank: TextBank, knowledge: Knowledge, val_dataset, *, tau: float,
+                  top_k: int, taus: Sequence[float] = DEFAULT_TAUS, ks: Sequence[int] = DEFAULT_KS,
+                  batch_size: int = 64, num_workers: int | None = None,
+                  show_progress_bar: bool = False) -> dict:
+    """The evaluation protocol with τ and K chosen on labelled validation images."""
+    from ..images import encode_image_files
+
+    if list(val_dataset.class_names) != list(knowledge.class_names):
+        missing = sorted(set(val_dataset.class_names) ^ set(knowledge.class_names))[:5]
+        raise DatasetError(f"the validation images {val_dataset.name!r} have other classes than the "
+                           f"evaluated images (e.g. {missing}); give a validation set with the same "
+                           "class folders or labels")
+    enc = encode_image_files(encoder, val_dataset.paths, batch_size=batch_size, num_workers=num_workers,
+                             show_progress_bar=show_progress_bar)
+    if not enc.kept:
+        raise DatasetError(f"none of the {len(val_dataset)} validation images of {val_dataset.name} "
+                           "could be read")
+    kept = np.asarray(enc.kept, dtype=np.int64)
+    sel = select_on_val(enc.embeddings, bank, lambda: val_dataset.labels()[kept], tau=tau, top_k=top_k,
+                        taus=taus, ks=ks, tune_tau=True, tune_k=True)
+    sel["split"] = "val"
+    sel["source"] = val_dataset.describe()
+    return {"tau": sel["tau"], "tau_source": "val", "top_k": sel["top_k"], "top_k_source": "val",
+            "selection": sel}
