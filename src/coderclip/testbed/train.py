@@ -32,8 +32,8 @@ from .world import IMAGE_SIZE, Scene, caption, make_rng, map_jobs, random_scene,
 
 #: Cache key of caption embeddings (the frozen text tower in fp32 on the CPU).
 TEXT_CACHE_IDENTITY = "testbed-train|all-MiniLM-L6-v2|mean-pooling|fp32|cpu"
-#: Seed of the validation images used for the training-time diagnostic (never the test seed).
-VAL_SEED = 777
+#: Seed of the validation images used for the training-time diagnostic (never a test seed).
+VAL_SEED = tc.VAL_SEED
 
 
 def training_scene(seed: int, i: int, captions: int = 1, rates: NamingRates | None = None
@@ -243,7 +243,7 @@ def zero_shot_diagnostics(model: ImageTower, text: MiniLMTextTower, per_class: i
     prototype ceiling), on images drawn from the class recipes with ``seed`` (not the test seed);
     with a trained ``head``, also the ceiling without it (MiniLM alone)."""
     idx = class_indices if class_indices is not None else list(range(len(tc.CLASSES)))
-    images, labels = tc.make_test_set(per_class, seed=seed, classes=idx)
+    images, labels = tc.make_val_set(per_class, seed=seed, classes=idx)
     x = image_embeddings(model, images)
     pos = {c: j for j, c in enumerate(idx)}
     y = torch.tensor([pos[int(v)] for v in labels])
