@@ -113,7 +113,7 @@ def train_image_tower(images: np.ndarray, text_emb: torch.Tensor, caption_index:
                       weight_decay: float = 0.05, seed: int = 0, warmup: float = 0.03,
                       log: Callable[[str], None] = print, log_every: int = 50,
                       text_head: TextHead | None = None, text_tokens: tuple[torch.Tensor, torch.Tensor] | None = None,
-                      ) -> tuple[ImageTower, dict]:
+                      head_lr_scale: float = 5.0) -> tuple[ImageTower, dict]:
     """Contrastive training of a fresh :class:`ImageTower`; returns it (eval mode) and a history.
 
     ``images`` ``[S * R, 64, 64, 3]``: R renders of each of S scenes (scene-major);
@@ -124,18 +124,21 @@ def train_image_tower(images: np.ndarray, text_emb: torch.Tensor, caption_index:
     With ``text_head`` (and ``text_tokens``: word-piece ids and masks ``[T, L]`` of the rows of
     ``text_emb``) the head is trained too: a caption's embedding is
     :func:`~coderclip.testbed.model.combine_text` of its MiniLM embedding and the head's correction.
+    The head's learning rate is ``head_lr_scale`` times ``lr`` (its output starts at zero).
     """
     torch.manual_seed(seed)
     model = ImageTower(width=width, depths=tuple(depths), embed_dim=text_emb.shape[1])
     logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-    params = list(model.named_parameters())
+    groups = [(list(model.named_parameters()), 1.0)]
     if text_head is not None:
         text_head.train()
-        params += [(n, p) for n, p in text_head.named_parameters()]
-    decay = [p for n, p in params if p.ndim > 1]
-    no_decay = [p for n, p in params if p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay + [logit_scale], "weight_decay": 0.0}], lr=lr)
+        groups.append((list(text_head.named_parameters()), head_lr_scale))
+    param_groups = []
+    for params, scale in groups:
+        param_groups += [{"params": [p for n, p in params if p.ndim > 1], "weight_decay": weight_decay, "scale": scale},
+                         {"params": [p for n, p in params if p.ndim <= 1], "weight_decay": 0.0, "scale": scale}]
+    param_groups[1]["params"].append(logit_scale)
+    opt = torch.optim.AdamW(param_groups, lr=lr)
     n = len(caption_index)
     renders = len(images) // n
     steps_per_epoch = n // batch_size
@@ -169,7 +172,7 @@ def train_image_tower(images: np.ndarray, text_emb: torch.Tensor, caption_index:
                 width_needed = int(mask.sum(1).max())
                 txt = F.normalize(combine_text(txt, text_head(ids[:, :width_needed], mask[:, :width_needed])), dim=1)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = lr_at(step) * g["scale"]
             img = F.normalize(model(pixels), dim=1)
             loss = clip_loss(img, txt, logit_scale)
             opt.zero_grad(set_to_none=True)
