@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -242,26 +243,54 @@ def dedupe(items: Iterable[str]) -> list[str]:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
+
+    UTF-8, with names that are not UTF-8 (``surrogateescape``) written back as their own bytes."""
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` all at once (temporary file, then rename).
+
+    The file gets the permissions a plain ``open`` would give (``0o666`` less the umask). A
+    destination that cannot be written raises :class:`~coderclip.errors.OutputError`.
+    """
+    from .errors import OutputError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {os.fsdecode(path)!r}: {e.strerror or e}; choose a folder "
+                          "you can write to, or fix its permissions") from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and not isinstance(e, OutputError):
+            hint = "give a file name, not a folder" if isinstance(e, IsADirectoryError) else \
+                "free some space or choose another path"
+            raise OutputError(f"cannot write {os.fsdecode(path)!r}: {e.strerror or e}; {hint}") from None
         raise
+
+
+def _umask() -> int:
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -303,6 +332,9 @@ def load_knowledge(source: str | os.PathLike) -> Knowledge:
             f"knowledge file {str(path)!r} is not valid JSON: {e.msg} at line {e.lineno}, "
             f"column {e.colno}"
         ) from e
+    except RecursionError:
+        raise KnowledgeError(f"knowledge file {str(path)!r} is nested too deeply to be a knowledge "
+                             "file (see docs/knowledge.md for the format)") from None
     return _parse(data, str(path))
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import example_formatter
+from ._common import positive_int, unit_interval
 
 EXAMPLES = """\
 examples:
@@ -29,12 +30,12 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="coderclip-demo", help="folder for report.json and chart.png "
                                                            "(default ./coderclip-demo)")
     p.add_argument("--weights", default=None, help="image tower weights (default: the shipped ones)")
-    p.add_argument("--per-class", type=int, default=None,
+    p.add_argument("--per-class", type=positive_int, default=None,
                    help="test images per class (default 50, the recorded setting)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
-    p.add_argument("--rerank-k", type=int, default=DEFAULT_TOP_K,
+    p.add_argument("--rerank-k", type=positive_int, default=DEFAULT_TOP_K,
                    help=f"candidates the one-vs-one rerank considers (default {DEFAULT_TOP_K})")
-    p.add_argument("--tau", type=float, default=DEFAULT_TAU,
+    p.add_argument("--tau", type=unit_interval, default=DEFAULT_TAU,
                    help=f"rerank samples whose p(top1) - p(top2) < tau (default {DEFAULT_TAU})")
     p.add_argument("--no-cache", action="store_true", help="do not use the text-embedding cache")
     p.set_defaults(func=run)
