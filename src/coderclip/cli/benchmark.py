@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if len(knowledge) != len(args.dataset):
         raise ConfigError(f"{len(args.dataset)} --dataset but {len(knowledge)} --knowledge; give "
                           "none, or one per --dataset in the same order")
+    from ..outputs import check_output_dir
+
+    check_output_dir(args.out, "--out")
     datasets = [BenchmarkDataset(n, r, k) for n, r, k in zip(args.dataset, args.root, knowledge)]
     report = run_benchmark(datasets, args.model, tau=args.tau, top_k=args.rerank_k,
                            tau_from=args.tau_from, k_from=args.k_from, seed=args.seed,

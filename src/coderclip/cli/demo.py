@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tau must be within [0, 1], got {args.tau}")
     if args.rerank_k < 1:
         raise ConfigError(f"--rerank-k must be at least 1, got {args.rerank_k}")
+    from ..outputs import check_output_dir
+
+    check_output_dir(args.out, "--out")
     log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
     report = run_demo(args.out, weights=args.weights, per_class=per_class, device=args.device,
                       tau=args.tau, top_k=args.rerank_k, cache=not args.no_cache, log=log)

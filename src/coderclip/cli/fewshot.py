@@ -79,8 +79,11 @@ def run(args: argparse.Namespace) -> int:
     from ..fewshot import Augmentation, SearchSpace, format_summary, run_fewshot, write_report
     from ..packs import has_pack
 
+    from ..outputs import check_output_dir
+
     train, val, test = _splits(args)
     name = args.dataset or train.name
+    out_dir = check_output_dir(args.output_dir or f"fewshot-{name}", "--output-dir")
     if not args.knowledge and not args.classes and args.dataset and has_pack(args.dataset):
         args.knowledge = args.dataset          # the shipped knowledge pack of that benchmark
     knowledge = load_knowledge_from_args(args, class_names=train.class_names)
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         search=SearchSpace(refine=args.refine), fixed=(args.alpha, args.beta),
         batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
         show_progress_bar=sys.stderr.isatty(), knowledge_source=args.knowledge)
-    paths = write_report(report, args.output_dir or f"fewshot-{name}")
+    paths = write_report(report, out_dir)
     print(format_summary(report))
     print("\nreports written: " + ", ".join(str(p) for p in paths.values()))
     return 0

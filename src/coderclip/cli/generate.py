@@ -120,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.classes is None and args.base is None:
         raise ConfigError("give --classes (a class list) or --base (a knowledge file or pack)")
+    if not args.dry_run:
+        from ..outputs import check_output_file
+
+        check_output_file(args.out, "--out")
     types = tuple(t.strip() for t in args.types.split(",") if t.strip())
     if args.max_retries < 0:
         raise ConfigError(f"--max-retries must be 0 or more, got {args.max_retries}")

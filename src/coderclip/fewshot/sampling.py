@@ -62,6 +62,10 @@ def plan_splits(train_labels: np.ndarray, val_labels: np.ndarray, n_classes: int
     empty = np.flatnonzero(train_counts == 0)
     if len(empty):
         raise ConfigError(f"{len(empty)} classes have no train image (first: class {int(empty[0])})")
+    most = int(train_counts.max()) if len(train_counts) else 0
+    if shots[-1] > most:
+        raise ConfigError(f"--shots {shots[-1]} asks for more training images per class than any class "
+                          f"has (at most {most}); the largest K this data supports is {most}")
     val_counts = np.bincount(np.asarray(val_labels, dtype=np.int64), minlength=n_classes)
     if len(val_labels) and (val_counts == 0).any():
         missing = np.flatnonzero(val_counts == 0)
