@@ -75,7 +75,8 @@ class ChatServer:
     ``script(action, match=...)`` queues an action for the next request whose user message contains
     ``match`` (any request if ``None``). Actions: ``("reply", text)``, ``("status", code, headers[, message])``,
     ``("slow", seconds)`` (then a normal answer), ``("drop",)`` (close without answering),
-    ``("die",)`` (stop listening; the request is dropped). Unscripted requests get
+    ``("die",)`` (stop listening; the request is dropped), ``("raw", code, body_bytes)`` (any body,
+    e.g. malformed JSON, with that status). Unscripted requests get
     :func:`default_answer`, or ``answer(body)`` if given.
     """
 
@@ -136,6 +137,9 @@ class ChatServer:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if action and action[0] == "raw":
+                    self._send_raw(action[1], action[2])
+                    return
                 if action and action[0] == "status":
                     code, headers = action[1], (action[2] if len(action) > 2 else {})
                     message = action[3] if len(action) > 3 else f"scripted {code}"
@@ -157,7 +161,9 @@ class ChatServer:
                 })
 
             def _send(self, code, payload, headers=None):
-                data = json.dumps(payload).encode()
+                self._send_raw(code, json.dumps(payload).encode(), headers)
+
+            def _send_raw(self, code, data, headers=None):
                 try:
                     self.send_response(code)
                     self.send_header("Content-Type", "application/json")
