@@ -55,7 +55,7 @@ def load_model(args):
 
 def load_knowledge_from_args(args, class_names=None):
     """The knowledge from --knowledge, or names-only knowledge from --classes or ``class_names``."""
-    from ..errors import ConfigError
+    from ..errors import ConfigError, KnowledgeError
     from ..knowledge import Knowledge, load_knowledge
 
     if args.knowledge:
@@ -71,7 +71,11 @@ def load_knowledge_from_args(args, class_names=None):
         names = list(class_names)
     else:
         raise ConfigError("give --knowledge FILE_OR_PACK or --classes FILE")
-    return Knowledge.from_class_names(names, domain=args.domain or "generic")
+    try:
+        return Knowledge.from_class_names(names, domain=args.domain or "generic")
+    except KnowledgeError as e:
+        where = f"class list {args.classes!r}" if args.classes else "the class names of the data"
+        raise KnowledgeError(f"{where}: {e}") from None
 
 
 def read_class_list(path: str) -> list[str]:

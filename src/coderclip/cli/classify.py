@@ -100,7 +100,7 @@ def _listed(items) -> str:
 
 def _report_failures(failures) -> None:
     if failures:
-        print(f"coderclip classify: skipping {len(failures)} unreadable image(s):", file=sys.stderr)
+        print(f"coderclip classify: skipped {len(failures)} unreadable image(s):", file=sys.stderr)
         for _path, reason in failures:
             print(f"  {reason}", file=sys.stderr)
 
