@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._io import atomic_write_bytes
 from .errors import InputError
-from .knowledge import atomic_write_bytes
 
 FEATURES_FORMAT = "coderclip-features-1"
 

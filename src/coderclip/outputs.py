@@ -60,7 +60,7 @@ def write_text(text: str, path: str | os.PathLike | None) -> None:
     if path is None or str(path) == "-":
         sys.stdout.write(text)
         return
-    from .knowledge import atomic_write_bytes
+    from ._io import atomic_write_bytes
 
     atomic_write_bytes(Path(path), text.encode(TEXT_ENCODING, TEXT_ERRORS))
 

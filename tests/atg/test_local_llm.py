@@ -8,7 +8,7 @@ import pytest
 
 from coderclip.atg import GenerationConfig, generate_knowledge
 from coderclip.atg.llm import ChatRequest, load_llm
-from coderclip.atg.llm_local import TransformersLLM, resolve_local_source
+from coderclip.atg.llm.local import TransformersLLM, resolve_local_source
 from coderclip.errors import ConfigError, LLMError, ModelLoadError
 from coderclip.knowledge import load_knowledge
 
@@ -63,7 +63,7 @@ def test_shipped_gguf_runs_end_to_end_and_cut_answers_are_not_kept(tmp_path):
 
 def test_gguf_parse_memo_is_undone():
     gguf = pytest.importorskip("gguf")
-    from coderclip.atg.llm_local import _parse_gguf_once
+    from coderclip.atg.llm.local import _parse_gguf_once
 
     before = (gguf.GGUFReader, gguf.get_tensor_name_map)
     with _parse_gguf_once():

@@ -35,9 +35,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..datasets import open_dataset
-    from ..evaluation import evaluate
+    from ..evaluation.run import evaluate
     from ..outputs import check_output_file
-    from ..reporting import format_summary
+    from ..reports.tables import format_summary
 
     check_output_file(args.report, "--report")
     knowledge = load_knowledge_from_args(args, class_names=None) if (args.knowledge or args.classes) else None
@@ -64,7 +64,7 @@ def _only_present_classes(data: str, knowledge, dataset):
     from pathlib import Path
 
     from ..datasets import class_folders, folder_name, open_dataset
-    from ..knowledge import normalize_name
+    from ..names import normalize_name
 
     if not Path(data).is_dir():
         return knowledge, dataset

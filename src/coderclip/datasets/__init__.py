@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES
-from ..knowledge import normalize_name
+from ..names import normalize_name
 
 log = logging.getLogger(__name__)
 

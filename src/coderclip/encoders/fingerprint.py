@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from ..knowledge import atomic_write_text, file_sha256
+from .._io import atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, LLMError
-from .llm import (LLM, ChatRequest, ChatResult, FatalLLMError, MalformedReply, RequestAdapted,
-                  TransientLLMError)
-from .retry import parse_retry_after
+from ...errors import ConfigError, LLMError
+from ..retry import parse_retry_after
+from .base import (LLM, ChatRequest, ChatResult, FatalLLMError, MalformedReply, RequestAdapted,
+                   TransientLLMError)
 
 log = logging.getLogger(__name__)
 
