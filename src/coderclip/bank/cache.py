@@ -191,8 +191,8 @@ def cached_encode(texts: Sequence[str], encode: Callable[[list[str]], torch.Tens
     and raises :class:`~coderclip.errors.Interrupted` saying how much was kept.
     Returns the embeddings and the number of texts that had to be encoded.
     """
-    from .errors import Interrupted
-    from .interrupt import finish_batch_on_interrupt, stop_requested
+    from ..errors import Interrupted
+    from ..interrupt import finish_batch_on_interrupt, stop_requested
 
     texts = list(texts)
     if cache is None:
