@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..outputs import check_output_dir
 
+    from ..fewshot.sampling import check_shots
+
     train, val, test = _splits(args)
+    check_shots(args.shots, train.labels(), len(train.class_names))  # before the model loads
     name = args.dataset or train.name
     out_dir = check_output_dir(args.output_dir or f"fewshot-{name}", "--output-dir")
     if not args.knowledge and not args.classes and args.dataset and has_pack(args.dataset):
