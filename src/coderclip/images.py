@@ -20,10 +20,9 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".
 
 
 #: Images larger than this many pixels are refused (PIL's own limit; a 13000 x 13000 PNG would
-#: need gigabytes). ``$CODERCLIP_MAX_IMAGE_PIXELS`` raises or lowers it.
+#: need gigabytes), except JPEGs, which the decoder reads at a half, quarter or eighth of their
+#: size instead. ``$CODERCLIP_MAX_IMAGE_PIXELS`` raises or lowers it.
 MAX_IMAGE_PIXELS_ENV = "CODERCLIP_MAX_IMAGE_PIXELS"
-#: Side length JPEG files larger than the limit are decoded at (the JPEG decoder scales cheaply).
-_JPEG_DRAFT_SIDE = 4096
 
 
 def max_image_pixels() -> int:
@@ -46,7 +45,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
                             f"{path}: image is {w}x{h} ({w * h / 1e6:.0f} Mpixels), more than the "
                             f"limit of {limit / 1e6:.0f} Mpixels; downscale it, or raise "
                             f"${MAX_IMAGE_PIXELS_ENV} if you have the memory")
-                    scale = _JPEG_DRAFT_SIDE / max(w, h)
+                    scale = (limit / (w * h)) ** 0.5   # the JPEG decoder shrinks by 2, 4 or 8
                     im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
                 im.load()  # decode now: truncated files fail here, not later in a worker
                 return to_rgb(im)
