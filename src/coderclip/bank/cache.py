@@ -183,7 +183,7 @@ SAVE_EVERY = 4096
 
 def cached_encode(texts: Sequence[str], encode: Callable[[list[str]], torch.Tensor],
                   cache: TextEmbeddingCache | None, dim: int | None = None,
-                  save_every: int = SAVE_EVERY) -> tuple[torch.Tensor, int]:
+                  save_every: int | None = None) -> tuple[torch.Tensor, int]:
     """Embeddings ``[len(texts), D]`` (float32, CPU) for ``texts``, encoding only cache misses.
 
     Misses are encoded ``save_every`` at a time and each part is saved as a cache shard at once,
@@ -195,6 +195,7 @@ def cached_encode(texts: Sequence[str], encode: Callable[[list[str]], torch.Tens
     from ..interrupt import finish_batch_on_interrupt, stop_requested
 
     texts = list(texts)
+    save_every = max(1, int(save_every or SAVE_EVERY))
     if cache is None:
         out, missing = None, list(range(len(texts)))
     else:
@@ -213,7 +214,7 @@ def cached_encode(texts: Sequence[str], encode: Callable[[list[str]], torch.Tens
 
     with finish_batch_on_interrupt("the text part in hand"):
         try:
-            for start in range(0, len(missing), max(1, save_every)):
+            for start in range(0, len(missing), save_every):
                 part = missing[start:start + save_every]
                 new = encode([texts[i] for i in part]).to("cpu", torch.float32)
                 if cache is not None:
