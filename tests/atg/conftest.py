@@ -73,7 +73,8 @@ class ChatServer:
     """A real HTTP server speaking the chat-completions protocol, with scriptable faults.
 
     ``script(action, match=...)`` queues an action for the next request whose user message contains
-    ``match`` (any request if ``None``). Actions: ``("reply", text)``, ``("status", code, headers[, message])``,
+    ``match`` (any request if ``None``). Actions: ``("reply", text[, finish_reason])`` (``"length"``
+    says the answer was cut at the token limit), ``("status", code, headers[, message])``,
     ``("slow", seconds)`` (then a normal answer), ``("drop",)`` (close without answering),
     ``("die",)`` (stop listening; the request is dropped), ``("raw", code, body_bytes)`` (any body,
     e.g. malformed JSON, with that status). Unscripted requests get
@@ -151,10 +152,11 @@ class ChatServer:
                 if action and action[0] == "slow":
                     time.sleep(action[1])
                 text = action[1] if action and action[0] == "reply" else server.answer(body)
+                finish = action[2] if action and action[0] == "reply" and len(action) > 2 else "stop"
                 self._send(200, {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
                     "model": body.get("model", "test"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
+                    "choices": [{"index": 0, "finish_reason": finish,
                                  "message": {"role": "assistant", "content": text}}],
                     "usage": {"prompt_tokens": len(user.split()), "completion_tokens": len(text.split()),
                               "total_tokens": len(user.split()) + len(text.split())},

@@ -335,6 +335,7 @@ def run_generation(plan: GenerationPlan, *, progress: bool = True) -> Generation
                                         limit=cfg.n_synonyms)
 
     yielded = 0
+    answered: set[str] = set()   # keys of the tasks that finished or failed (not those never asked)
     stop_reason: str | None = None
     with Journal(plan.journal_path) as journal:
         pending = [t for t in plan.tasks if plan.regenerate or t.key not in journal]
@@ -350,6 +351,7 @@ def run_generation(plan: GenerationPlan, *, progress: bool = True) -> Generation
             try:
                 for task, record, error in run_parallel(runner.run, pending, workers, stop):
                     yielded += 1
+                    answered.add(task.key)
                     if isinstance(error, CircuitOpen) and stop_reason is None:
                         stop_reason = str(error)
                     if error is None:
@@ -392,7 +394,8 @@ def run_generation(plan: GenerationPlan, *, progress: bool = True) -> Generation
     knowledge, items, rejected = _assemble(plan, records, wordnet_syns, failed_tasks)
     if plan.out is not None:
         knowledge.save(plan.out)
-    failed_classes = {i for t in failed_tasks for i in t.classes}
+    failed_classes = {i for t in failed_tasks for i in t.classes} | {
+        i for t in pending if t.key not in answered for i in t.classes}
     summary = GenerationSummary(
         classes=len(plan.specs), classes_complete=len([i for i in plan.scope if i not in failed_classes]),
         tasks=len(plan.tasks), reused=reused, asked=succeeded,
