@@ -11,7 +11,7 @@ code  family         meaning
 3     input          a file or folder given (or to be written) is missing, unreadable or malformed
 4     model          a model could not be loaded, or produced unusable numbers
 5     network        a language-model server could not be reached or kept failing
-130   interrupted    Ctrl-C / SIGINT / SIGTERM; the message says what was kept
+130   interrupted    Ctrl-C (SIGINT); the message says what was kept
 ====  =============  ==========================================================================
 """
 

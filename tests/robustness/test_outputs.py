@@ -124,3 +124,22 @@ def test_json_report_of_knowledge_merge_and_evaluate_are_written(capsys, tmp_pat
     code, _, err = cli(capsys, "knowledge", "merge", k, k, "--out", tmp_path / "new" / "m.json")
     assert code == 0, err
     assert json.loads((tmp_path / "new" / "m.json").read_text())["classes"][0]["name"] == "lime"
+
+
+def test_rerank_winner_is_marked_where_its_probability_is_lower(capsys, tmp_path):
+    """After the rerank the winner is listed first with its own (stage-1) probability; where that
+    is below the runner-up's, the row says it was chosen by the rerank instead of looking wrong."""
+    import argparse
+
+    from coderclip.cli.classify import _emit
+
+    rows = [{"image": "a.jpg", "reranked": True,
+             "predictions": [{"class": "lime", "probability": 0.31}, {"class": "lemon", "probability": 0.62}]},
+            {"image": "b.jpg", "reranked": False,
+             "predictions": [{"class": "lemon", "probability": 0.7}, {"class": "lime", "probability": 0.2}]}]
+    _emit(rows, argparse.Namespace(format="table", output=None, method="coder-rerank"))
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].endswith("(chosen by the rerank)") and "rerank" not in "".join(table[2:])
+    _emit(rows, argparse.Namespace(format="csv", output=str(tmp_path / "r.csv"), method="coder-rerank"))
+    got = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
+    assert [r["reranked"] for r in got] == ["1", "0", "0", "0"]

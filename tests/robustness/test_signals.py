@@ -91,3 +91,21 @@ def test_sigkill_during_the_bank_build_loses_at_most_one_part(tmp_path, open_cli
                            text=True)
     assert again.returncode == 0, again.stderr
     assert int(again.stdout.split()[-1]) == 39 - 16
+
+
+def test_ctrl_c_while_encoding_images_says_nothing_was_written(capsys, tmp_path, monkeypatch, photo,
+                                                               open_clip_spec):
+    """Outside the checkpointed stages the message no longer claims that work was kept."""
+    real = Encoder.encode_images
+
+    def interrupt(self, *a, **kw):
+        raise KeyboardInterrupt
+
+    classes = tmp_path / "c.txt"
+    classes.write_text("lime\nlemon\n")
+    monkeypatch.setattr(Encoder, "encode_images", interrupt)
+    code, out, err = cli(capsys, "classify", photo, "-m", open_clip_spec, "--classes", classes,
+                         "-o", tmp_path / "out.csv")
+    assert_one_clean_line(code, err, 130, "interrupted before any results were written")
+    assert "finished work is kept" not in err and not (tmp_path / "out.csv").exists()
+    assert real is not interrupt

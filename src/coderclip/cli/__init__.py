@@ -95,6 +95,10 @@ def describe_failure(e: BaseException) -> tuple[str, int]:
         return f"{what!r}: {reason}; {hint}", EXIT_INPUT
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return "the disk is full (No space left on device); free some space and run again", EXIT_INPUT
+    if isinstance(e, UnicodeEncodeError):
+        bad = e.object[e.start:e.end] if isinstance(e.object, str) else "?"
+        return (f"the text {bad!r} cannot be written in the {e.encoding} encoding; set "
+                "PYTHONIOENCODING=utf-8, or write to a file with -o/--output"), EXIT_INPUT
     if isinstance(e, MemoryError):
         return ("out of memory; use a smaller --batch-size or fewer --workers, or run on a machine "
                 "with more memory"), EXIT_PARTIAL

@@ -8,7 +8,7 @@ import sys
 
 from . import example_formatter
 from ._common import (add_knowledge_args, add_model_args, load_knowledge_from_args, load_model,
-                      non_negative_int, positive_int)
+                      non_negative_float, non_negative_int, positive_float, positive_int)
 
 EXAMPLES = """\
 examples:
@@ -50,9 +50,9 @@ def add_parser(sub) -> None:
     g.add_argument("--views", type=non_negative_int, default=DEFAULT_VIEWS,
                    help=f"augmented views averaged per support image (default {DEFAULT_VIEWS}; "
                         "0: no augmentation)")
-    g.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+    g.add_argument("--alpha", type=non_negative_float, default=DEFAULT_ALPHA,
                    help=f"alpha of the validation-free setting (default {DEFAULT_ALPHA})")
-    g.add_argument("--beta", type=float, default=DEFAULT_BETA,
+    g.add_argument("--beta", type=positive_float, default=DEFAULT_BETA,
                    help=f"beta of the validation-free setting (default {DEFAULT_BETA})")
     g.add_argument("--refine", type=non_negative_int, default=DEFAULT_REFINE,
                    help=f"points per axis of the refined grid around the coarse best "
