@@ -125,18 +125,23 @@ def test_all_images_unreadable_is_an_input_error_not_empty_success(capsys, tmp_p
     assert err.count("a.jpg") == 1 and err.count("b.png") == 1     # each reported once
 
 
-def test_16_bit_photo_is_not_classified_as_white(capsys, tmp_path, classes_file, open_clip_spec):
-    """End to end: the 16-bit ramp and its 8-bit twin get the same prediction and nearly the same
-    probabilities (before, the 16-bit one was read as a white square)."""
-    a16, a8 = tmp_path / "ramp16.png", tmp_path / "ramp8.png"
-    Image.fromarray((RAMP * 65535).astype(np.uint16)).save(a16)
-    Image.fromarray((RAMP * 255).round().astype(np.uint8)).save(a8)
-    code, out, err = cli(capsys, "classify", a16, a8, "-m", open_clip_spec, "--classes", classes_file,
-                         "--format", "json", "--method", "clip")
-    assert code == 0, err
-    import json
+def test_16_bit_and_float_files_embed_like_their_8_bit_twin(tmp_path, open_clip_encoder):
+    """End to end through the image tower: a 16-bit PNG and a float TIFF of a photo embed like
+    the 8-bit PNG of the same photo (before, they were read as white and black squares)."""
+    from coderclip.images import encode_image_files
 
-    r16, r8 = json.loads(out)["results"]
-    p16 = {p["class"]: p["probability"] for p in r16["predictions"]}
-    p8 = {p["class"]: p["probability"] for p in r8["predictions"]}
-    assert all(abs(p16[c] - p8[c]) < 0.02 for c in p8), (p16, p8)
+    rng = np.random.default_rng(0)
+    photo = rng.random((32, 32))
+    files = {"8": tmp_path / "p8.png", "16": tmp_path / "p16.png", "f": tmp_path / "pf.tif",
+             "white": tmp_path / "white.png", "black": tmp_path / "black.png"}
+    Image.fromarray((photo * 255).round().astype(np.uint8)).save(files["8"])
+    Image.fromarray((photo * 65535).round().astype(np.uint16)).save(files["16"])
+    Image.fromarray(photo.astype(np.float32), mode="F").save(files["f"])
+    Image.new("L", (32, 32), 255).save(files["white"])
+    Image.new("L", (32, 32), 0).save(files["black"])
+    enc = encode_image_files(open_clip_encoder, list(files.values()), num_workers=0)
+    e = dict(zip(files, enc.embeddings))
+    for k in ("16", "f"):
+        same = float(e[k] @ e["8"])
+        assert same > 0.999, (k, same)
+        assert same > float(e[k] @ e["white"]) + 1e-3 and same > float(e[k] @ e["black"]) + 1e-3

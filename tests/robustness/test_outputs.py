@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+import coderclip
 from coderclip.knowledge import Knowledge
 
 from .conftest import assert_one_clean_line, cli
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+SRC = Path(coderclip.__file__).resolve().parents[1]   # the coderclip under test
 
 
 def test_classify_output_in_an_unwritable_folder_fails_before_the_model(capsys, unwritable_dir, photo,
@@ -102,6 +103,7 @@ def _run(args, **kw):
                           capture_output=kw.pop("capture_output", True), text=True, **kw)
 
 
+@pytest.mark.slow
 def test_stdout_closed_or_full_is_one_line(tmp_path, photo, classes_file, open_clip_spec):
     argv = ["classify", photo, "-m", open_clip_spec, "--classes", classes_file, "--method", "clip"]
     # closed stdout (`>&-`): Python sees sys.stdout as None

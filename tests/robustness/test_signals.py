@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+import coderclip
 from coderclip.encoders.base import Encoder
 from coderclip.knowledge import ClassKnowledge, Knowledge
 
 from .conftest import assert_one_clean_line, cli
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+SRC = Path(coderclip.__file__).resolve().parents[1]   # the coderclip under test
 
 
 def _knowledge(path) -> Path:
