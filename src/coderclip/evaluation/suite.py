@@ -25,7 +25,7 @@ import torch
 from .._io import file_sha256
 from .._version import __version__
 from ..bank.textbank import TEXT_TYPES, TextBank
-from ..datasets import LOADERS
+from ..datasets import DATASETS, load as load_dataset
 from ..defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from ..encoders import load_encoder
 from ..errors import ConfigError, DatasetError
@@ -56,13 +56,6 @@ class BenchmarkDataset:
 
 
 # ---------------------------------------------------------------------------------- inputs
-def load_dataset(name: str, root: str, split: str = "test"):
-    """A standard dataset split through :data:`coderclip.datasets.LOADERS`."""
-    if name not in LOADERS:
-        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(LOADERS))}")
-    return LOADERS[name](root, split=split)
-
-
 def resolve_knowledge(source: str | None, dataset, pack_name: str | None = None):
     """(knowledge aligned to the dataset's classes, file it came from or None, description).
 
@@ -223,8 +216,6 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
 
 
 def _split_description(name: str) -> str:
-    from ..datasets._layout import DATASETS
-
     info = DATASETS.get(name)
     return info.splits if info else "the dataset's val split"
 
