@@ -11,6 +11,9 @@ from ..errors import DatasetError, KnowledgeError
 _PACKS = "data/packs"
 _CLASSNAMES = "data/classnames"
 
+#: datasets that share another dataset's classes, and so its pack and class list
+ALIASES = {"imagenet_v2": "imagenet"}
+
 
 def _dir(sub: str) -> Path:
     return Path(str(resources.files("coderclip").joinpath(sub)))
@@ -23,10 +26,12 @@ def available_packs() -> list[str]:
 
 
 def has_pack(name: str) -> bool:
-    return name in available_packs()
+    """Whether ``name`` (a pack or a dataset that shares one, e.g. ``imagenet_v2``) is shipped."""
+    return ALIASES.get(name, name) in available_packs()
 
 
 def pack_path(name: str) -> Path:
+    name = ALIASES.get(name, name)
     if not has_pack(name):
         raise KnowledgeError(f"no shipped knowledge pack named {name!r}; available: "
                              f"{', '.join(available_packs()) or 'none'}")
@@ -35,7 +40,7 @@ def pack_path(name: str) -> Path:
 
 def shipped_class_names(dataset: str) -> list[str]:
     """A standard dataset's class names in its label order (``data/classnames/<dataset>.txt``)."""
-    path = _dir(_CLASSNAMES) / f"{dataset}.txt"
+    path = _dir(_CLASSNAMES) / f"{ALIASES.get(dataset, dataset)}.txt"
     if not path.is_file():
         raise DatasetError(f"no shipped class list for dataset {dataset!r}")
     return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]

@@ -31,7 +31,7 @@ LIST_FIELDS = ("synonyms", "attributes", "analogous")
 #: Every knowledge type that can be generated, merged or regenerated independently.
 KNOWLEDGE_TYPES = ("synonyms", "attributes", "analogous", "contrasts")
 
-_CLASS_KEYS = {"name", "description", *LIST_FIELDS, "contrasts"}
+_CLASS_KEYS = {"name", "id", "description", *LIST_FIELDS, "contrasts"}
 _TOP_KEYS = {"format", "schema_version", "name", "domain", "classes", "provenance"}
 
 
@@ -46,9 +46,13 @@ class ClassKnowledge:
     analogous: list[str] = dataclasses.field(default_factory=list)
     contrasts: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     description: str | None = None
+    #: an optional stable identifier, e.g. the WordNet id ``n01440764`` of an ImageNet class
+    id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
+        if self.id:
+            out["id"] = self.id
         if self.description:
             out["description"] = self.description
         for field in LIST_FIELDS:
@@ -112,6 +116,17 @@ class Knowledge:
         out["contrasts"] = sum(len(v) for c in self.classes for v in c.contrasts.values())
         out["contrast_pairs"] = sum(len(c.contrasts) for c in self.classes)
         return out
+
+    def align_ids(self, ids: Sequence[str]) -> Knowledge:
+        """Knowledge reordered (and restricted) to the classes with these ``id`` values
+        (e.g. the WordNet ids of a dataset's folders), keeping the knowledge's own names."""
+        by_id = {c.id: c.name for c in self.classes if c.id}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise KnowledgeError(
+                f"the knowledge{_label(self)} has no class with id {missing[0]!r}"
+                f" ({len(missing)} of {len(ids)} ids missing; {len(by_id)} classes carry an id)")
+        return self.align([by_id[i] for i in ids])
 
     # ------------------------------------------------------------------ transformation
     def align(self, class_names: Sequence[str]) -> Knowledge:
@@ -318,8 +333,12 @@ def _parse(data: Any, source: str) -> Knowledge:
         description = entry.get("description")
         if description is not None and not isinstance(description, str):
             raise fail(f"{where}.description", "expected a string")
+        cid = entry.get("id")
+        if cid is not None and not (isinstance(cid, str) and cid.strip()):
+            raise fail(f"{where}.id", "expected a non-empty string")
         parsed.append(ClassKnowledge(name=cname if isinstance(cname, str) else cname,  # type: ignore[arg-type]
-                                     contrasts=contrasts, description=description, **lists))
+                                     contrasts=contrasts, description=description, id=cid,
+                                     **lists))
     try:
         return Knowledge(parsed, domain=domain, name=name, provenance=[dict(p) for p in provenance])
     except KnowledgeError as e:
@@ -356,6 +375,10 @@ def _validate(k: Knowledge) -> None:
                 f"classes[{i}].name: duplicate class name {c.name!r} "
                 f"(same as classes[{seen[key]}] {k.classes[seen[key]].name!r})")
         seen[key] = i
+    ids = [c.id for c in k.classes if c.id]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise KnowledgeError(f"classes: id {dup!r} is used by more than one class")
     names = [c.name for c in k.classes]
     for i, c in enumerate(k.classes):
         for other in c.contrasts:
