@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,8 +19,41 @@ from ..images import IMAGE_SUFFIXES
 from ..names import normalize_name
 
 
+_EVENTS = itertools.count(1)
+
+
+def next_event() -> int:
+    """A process-wide increasing event number: orders label reads against other steps."""
+    return next(_EVENTS)
+
+
+class LabelLog:
+    """Notes the event number of every read of the labels (``label_reads``), so that a guard can
+    tell afterwards whether labels were read before predictions were final."""
+
+    label_reads: list[int]
+
+    def _note_label_read(self) -> None:
+        self.__dict__.setdefault("label_reads", []).append(next_event())
+
+
+class Labels(LabelLog):
+    """Ground-truth labels ``[N]`` that are not in a dataset (e.g. rendered images), readable only
+    through :meth:`labels`, with the same read log as :class:`ImageDataset`."""
+
+    def __init__(self, labels) -> None:
+        self._labels = np.asarray(labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def labels(self) -> np.ndarray:
+        self._note_label_read()
+        return self._labels.copy()
+
+
 @dataclasses.dataclass
-class ImageDataset:
+class ImageDataset(LabelLog):
     """Image paths with class names (label order) and labels readable only through ``labels()``."""
 
     name: str
@@ -41,7 +75,9 @@ class ImageDataset:
         return len(self.paths)
 
     def labels(self) -> np.ndarray:
-        """Ground-truth label indices ``[N]``. Evaluation reads them only after predicting."""
+        """Ground-truth label indices ``[N]``. Evaluation reads them only after predicting; every
+        read is noted in ``label_reads``."""
+        self._note_label_read()
         return self._labels.copy()
 
     def describe(self) -> dict:

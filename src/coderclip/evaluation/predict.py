@@ -17,6 +17,7 @@ import torch
 from ..scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, clip_scores, heuristic_scores,
                       move_to_front, rerank_top_k)
 from ..bank.textbank import TextBank
+from ..errors import DatasetError
 
 METHOD_LABELS = {"clip": "CLIP (name prompt)", "clip-ensemble": "CLIP (template ensemble)",
                  "coder": "CODER", "coder-rerank": "CODER + rerank"}
@@ -56,49 +57,93 @@ def _ranking(scores: torch.Tensor, k: int = 5) -> torch.Tensor:
     return scores.topk(min(k, scores.shape[1]), dim=1).indices
 
 
-def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
-                      top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
-                      ks: Sequence[int] = DEFAULT_KS, ablation: bool = True,
-                      batch_size: int = 8192) -> ZeroShotPredictions:
-    """All methods' predictions for unit image embeddings ``x`` ``[N, D]`` (no labels involved).
+class NothingScored(DatasetError):
+    """:meth:`ZeroShotPredictor.result` before any image was added."""
 
-    Works through the images in batches of ``batch_size`` so memory stays bounded.
+
+class ZeroShotPredictor:
+    """Every method's predictions, accumulated batch by batch (no labels involved).
+
+    Tables are built once; :meth:`add` scores a batch of unit embeddings ``[n, D]`` and keeps only
+    small integer rankings (``[n, 5]`` int32 per method, ``[n]`` per τ / K), so memory grows by
+    about 200 bytes per image whatever the number of classes; :meth:`result` returns them.
+    ``device``: where scoring runs (default: the device of the first batch).
     """
-    device = x.device
-    dtype = x.dtype if device.type != "cpu" else torch.float32
-    full = CoderTables.from_bank(bank, device=device, dtype=dtype)
-    no_ovo = tuple(t for t in bank.types if t != "contrast")
-    ladder = {name: CoderTables.from_bank(bank, types=types, device=device, dtype=dtype)
-              for name, types in ABLATION.items()} if ablation else {}
-    has_ensemble = full.ensemble_emb is not None
-    coder = CoderTables.from_bank(bank, types=no_ovo, device=device, dtype=dtype)
-    parts: dict[str, list[torch.Tensor]] = {}
 
-    def put(key: str, value: torch.Tensor) -> None:
-        parts.setdefault(key, []).append(value.cpu())
+    def __init__(self, bank: TextBank, tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K,
+                 taus: Sequence[float] = DEFAULT_TAUS, ks: Sequence[int] = DEFAULT_KS,
+                 ablation: bool = True, device: str | torch.device | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        self.bank, self.tau, self.top_k = bank, tau, top_k
+        self.taus, self.ks, self.ablation = tuple(taus), tuple(ks), ablation
+        self.device, self.dtype = device, dtype
+        self.parts: dict[str, list[torch.Tensor]] = {}
+        self._tables = None
 
-    for start in range(0, x.shape[0], batch_size):
-        xb = x[start:start + batch_size]
+    def _build(self, device: torch.device) -> None:
+        dtype = self.dtype or torch.float32
+        bank = self.bank
+        full = CoderTables.from_bank(bank, device=device, dtype=dtype)
+        no_ovo = tuple(t for t in bank.types if t != "contrast")
+        ladder = {name: CoderTables.from_bank(bank, types=types, device=device, dtype=dtype)
+                  for name, types in ABLATION.items()} if self.ablation else {}
+        coder = CoderTables.from_bank(bank, types=no_ovo, device=device, dtype=dtype)
+        self._tables = (full, coder, ladder)
+
+    def _put(self, key: str, value: torch.Tensor) -> None:
+        self.parts.setdefault(key, []).append(value.to("cpu", torch.int32))
+
+    def add(self, xb: torch.Tensor) -> None:
+        """Score one batch ``[n, D]``; ``O(n · C)`` time and memory."""
+        device = torch.device(self.device) if self.device is not None else xb.device
+        if self._tables is None:
+            self._build(device)
+        full, coder, ladder = self._tables
+        xb = xb.to(device)
+        put = self._put
         put("clip", _ranking(clip_scores(xb, full)))
-        if has_ensemble:
+        if full.ensemble_emb is not None:
             put("clip-ensemble", _ranking(clip_scores(xb, full, ensemble=True)))
         s = heuristic_scores(xb, coder)
-        put("coder", _ranking(s))
+        rest = _ranking(s)
+        put("coder", rest)
         for name, tables in ladder.items():
             put(f"ablation:{name}", _ranking(heuristic_scores(xb, tables)))
-        rr = rerank_top_k(xb, s, full, top_k=top_k, tau=tau)
-        rest = _ranking(s)
+        rr = rerank_top_k(xb, s, full, top_k=self.top_k, tau=self.tau)
         put("coder-rerank", move_to_front(rr.prediction, rest))
         put("stage1", rr.candidates[:, 0])
         put("reranked", rr.reranked)
-        always = rerank_top_k(xb, s, full, top_k=top_k, tau=float("inf"))
-        for t in taus:
+        always = rerank_top_k(xb, s, full, top_k=self.top_k, tau=float("inf"))
+        for t in self.taus:
             put(f"tau:{t}", torch.where(always.gap < t, always.prediction, always.candidates[:, 0]))
-        for k in ks:
-            put(f"k:{k}", rerank_top_k(xb, s, full, top_k=k, tau=tau).prediction)
-    cat = {k: torch.cat(v).numpy() for k, v in parts.items()}
-    ranking = {k: v for k, v in cat.items() if k in METHOD_LABELS or k.startswith("ablation:")}
-    return ZeroShotPredictions(
-        ranking=ranking, stage1=cat["stage1"], reranked=cat["reranked"].astype(bool),
-        tau_sweep={t: cat[f"tau:{t}"] for t in taus}, k_sweep={k: cat[f"k:{k}"] for k in ks},
-        tau=tau, top_k=top_k)
+        for k in self.ks:
+            put(f"k:{k}", rerank_top_k(xb, s, full, top_k=k, tau=self.tau).prediction)
+
+    def result(self) -> ZeroShotPredictions:
+        """The predictions of every image added so far, in the order added."""
+        if not self.parts:
+            raise NothingScored("no image embeddings were given")
+        cat = {k: torch.cat(v).numpy().astype(np.int64) for k, v in self.parts.items()}
+        ranking = {k: v for k, v in cat.items() if k in METHOD_LABELS or k.startswith("ablation:")}
+        return ZeroShotPredictions(
+            ranking=ranking, stage1=cat["stage1"], reranked=cat["reranked"].astype(bool),
+            tau_sweep={t: cat[f"tau:{t}"] for t in self.taus},
+            k_sweep={k: cat[f"k:{k}"] for k in self.ks}, tau=self.tau, top_k=self.top_k)
+
+
+def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
+                      top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
+                      ks: Sequence[int] = DEFAULT_KS, ablation: bool = True,
+                      batch_size: int = 8192, device: str | torch.device | None = None
+                      ) -> ZeroShotPredictions:
+    """All methods' predictions for unit image embeddings ``x`` ``[N, D]`` (no labels involved).
+
+    Works through the images in batches of ``batch_size`` (:class:`ZeroShotPredictor`), so memory
+    stays bounded by one batch's ``[batch_size, C]`` scores plus the integer rankings.
+    """
+    dtype = x.dtype if x.device.type != "cpu" else None  # GPU embeddings keep their precision
+    pred = ZeroShotPredictor(bank, tau=tau, top_k=top_k, taus=taus, ks=ks, ablation=ablation,
+                             device=device, dtype=dtype)
+    for start in range(0, x.shape[0], batch_size):
+        pred.add(x[start:start + batch_size])
+    return pred.result()

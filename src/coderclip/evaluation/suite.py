@@ -33,6 +33,7 @@ from ..feature_cache import encode_dataset
 from ..knowledge import Knowledge, load_knowledge
 from ..knowledge.packs import has_pack, pack_path
 from ..knowledge.templates import TEMPLATES_VERSION
+from .guard import LabelGuard
 from .predict import DEFAULT_KS, DEFAULT_TAUS, predict_zero_shot
 from .provenance import provenance, weights_record
 from .run import predict_then_label
@@ -145,6 +146,7 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
         model_records.append({"spec": model_spec, **weights})
         for spec, test, val, kn, kfile, ksource in prepared:
             log.info("benchmark: %s on %s", model_spec, spec.name)
+            guard = LabelGuard(test)
             bank = TextBank.build(kn, encoder, types=(*TEXT_TYPES,), cache=cache,
                                   show_progress_bar=show_progress_bar)
             protocol = {"test_split": "test", "tau": float(tau), "tau_source": "fixed",
@@ -176,7 +178,7 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
             kept = np.asarray(enc.kept, dtype=np.int64)
             scores = predict_then_label(enc.embeddings, bank, kn.class_names,
                                         lambda: test.labels()[kept], tau=protocol["tau"],
-                                        top_k=protocol["top_k"], taus=run_taus, ks=ks)
+                                        top_k=protocol["top_k"], taus=run_taus, ks=ks, guard=guard)
             run = {
                 "dataset": {**test.describe(), "domain": test.domain},
                 "model": model_spec,
@@ -189,7 +191,8 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
             }
             run.update(scores)
             run["provenance"] = provenance(encoder, kn, bank, kfile,
-                                           extra={"seed": seed, "weights": weights})
+                                           extra={"seed": seed, "weights": weights},
+                                           labels_read_after_predictions=guard.honest())
             runs.append(run)
 
     return {
@@ -202,7 +205,8 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
             "coderclip_version": __version__, "templates_version": TEMPLATES_VERSION,
             "torch_version": torch.__version__, "python": platform.python_version(),
             "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None, "seed": seed,
-            "labels_read_after_predictions": True,
+            "labels_read_after_predictions": bool(runs) and all(
+                r["provenance"]["labels_read_after_predictions"] for r in runs),
         },
         "models": model_records,
         "datasets": [{"name": t.name, "loader": s.name, "root": s.root, "knowledge": ks_,
