@@ -118,10 +118,12 @@ class StreamSummary:
 
 
 def embedding_batches(x: torch.Tensor | np.ndarray, ids: Sequence[str] | None = None,
-                      batch_size: int = SCORE_BATCH, skip: Callable[[str], bool] | None = None
+                      batch_size: int | None = None, skip: Callable[[str], bool] | None = None
                       ) -> Iterator[EmbeddedBatch]:
-    """Precomputed embeddings ``[N, D]`` as a stream of normalised batches (ids default to row
-    numbers); rows whose id ``skip`` accepts are left out."""
+    """Precomputed embeddings ``[N, D]`` as a stream of normalised batches of ``batch_size``
+    (default :data:`SCORE_BATCH`) rows; ids default to row numbers; rows whose id ``skip``
+    accepts are left out."""
+    batch_size = batch_size or SCORE_BATCH
     n = len(x)
     ids = [str(i) for i in range(n)] if ids is None else list(ids)
     if len(ids) != n:
