@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from coderclip.datasets import LOADERS
-from coderclip.datasets._layout import DATASETS, SPLITS
+from coderclip.datasets import DATASETS
+from coderclip.datasets._layout import SPLITS
 from coderclip.errors import DatasetError
 
 from . import fakes
