@@ -101,3 +101,7 @@ class Interrupted(CoderClipError):
     """The run was interrupted (Ctrl-C); the message says what was kept and how to resume."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class NotFittedError(CoderClipError, ValueError, AttributeError):
+    """A classifier or adapter was used before ``fit`` (scikit-learn's name and base classes)."""

@@ -131,17 +131,18 @@ def test_json_report_of_knowledge_merge_and_evaluate_are_written(capsys, tmp_pat
 def test_rerank_winner_is_marked_where_its_probability_is_lower(capsys, tmp_path):
     """After the rerank the winner is listed first with its own (stage-1) probability; where that
     is below the runner-up's, the row says it was chosen by the rerank instead of looking wrong."""
-    import argparse
+    import numpy as np
 
-    from coderclip.cli.classify import _emit
+    from coderclip.rows import RowWriter
 
-    rows = [{"image": "a.jpg", "reranked": True,
-             "predictions": [{"class": "lime", "probability": 0.31}, {"class": "lemon", "probability": 0.62}]},
-            {"image": "b.jpg", "reranked": False,
-             "predictions": [{"class": "lemon", "probability": 0.7}, {"class": "lime", "probability": 0.2}]}]
-    _emit(rows, argparse.Namespace(format="table", output=None, method="coder-rerank"))
+    ids = ["a.jpg", "b.jpg"]
+    classes = np.array([["lime", "lemon"], ["lemon", "lime"]], dtype=object)
+    probs = np.array([[0.31, 0.62], [0.7, 0.2]])
+    with RowWriter(None, "table", {}) as w:
+        w.write(ids, classes, probs)
     table = capsys.readouterr().out.splitlines()
     assert table[1].endswith("(chosen by the rerank)") and "rerank" not in "".join(table[2:])
-    _emit(rows, argparse.Namespace(format="csv", output=str(tmp_path / "r.csv"), method="coder-rerank"))
-    got = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
-    assert [r["reranked"] for r in got] == ["1", "0", "0", "0"]
+    with RowWriter(tmp_path / "r.jsonl", "jsonl", {"x": 1}) as w:
+        w.write(ids, classes, probs)
+    got = [json.loads(ln) for ln in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [r["reranked"] for r in got] == [True, False]

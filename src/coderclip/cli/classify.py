@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
+from pathlib import Path
 
+from ..rows import FORMATS
 from . import example_formatter
 from ._common import (add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
                       load_model, positive_int, write_json)
@@ -16,6 +16,7 @@ examples:
   coderclip classify photos/ --model open_clip:ViT-B-32:openai --knowledge food101
   coderclip classify a.jpg b.png --model hf:/models/clip-vit-base-patch32 --classes classes.txt
   coderclip classify photos/ -m open_clip:ViT-B-32:openai -k my_knowledge.json --format csv -o out.csv
+  coderclip classify big_folder/ -m open_clip:ViT-B-32:openai -k food101 --format jsonl -o out.jsonl
   coderclip classify --features feats.safetensors -m open_clip:ViT-B-32:openai -k pets.json
 """
 
@@ -23,7 +24,9 @@ examples:
 def add_parser(sub) -> None:
     p = sub.add_parser("classify", help="classify images (files or folders)",
                        description="Classify images with CODER (or a CLIP baseline) and print the "
-                                   "top classes of each image with their probabilities.",
+                                   "top classes of each image with their probabilities. Results "
+                                   "are written batch by batch: an interrupted run keeps what it "
+                                   "finished, and running the same command again resumes it.",
                        epilog=EXAMPLES, formatter_class=example_formatter)
     p.add_argument("images", nargs="*", help="image files or folders (searched recursively)")
     p.add_argument("--features", default=None,
@@ -34,62 +37,116 @@ def add_parser(sub) -> None:
                    choices=["coder-rerank", "coder", "clip", "clip-ensemble"])
     add_rerank_args(p)
     p.add_argument("--top", type=positive_int, default=5, help="classes shown per image (default 5)")
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--format", choices=list(FORMATS), default="table",
+                   help="table (default), csv, jsonl (one JSON object per image) or json")
     p.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --output even if an earlier run with other settings wrote it "
+                        "(default: resume a run with the same settings)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..classifier import CoderClassifier
     from ..errors import ConfigError, ImageReadError
+    from ..images import find_images
     from ..outputs import check_output_file
+    from ..pipeline import classify_stream, embedding_batches, image_batches
+    from ..rows import RowWriter
 
     if bool(args.images) == bool(args.features):
         raise ConfigError("give image files/folders or --features FILE (one of the two)")
     # everything that can be checked without the model first: knowledge, inputs, the output path
     knowledge = load_knowledge_from_args(args)
     check_output_file(args.output, "--output")
-    failures: list[tuple[str, str]] = []
+    feats = paths = None
+    problems: list[tuple[str, str]] = []
     if args.features:
         from ..features import load_features
 
         feats = load_features(args.features)
-        names = feats.ids or [str(i) for i in range(len(feats))]
     else:
-        from ..images import find_images
-
-        paths = find_images(args.images, problems=failures)
+        paths = find_images(args.images, problems=problems)
         if not paths:
             raise ImageReadError(f"no image files found in {_listed(args.images)}"
-                                 + (f" ({len(failures)} unusable entries)" if failures else ""))
-    from ..classifier import CoderClassifier
-
+                                 + (f" ({len(problems)} unusable entries)" if problems else ""))
     encoder = load_model(args)
     clf = CoderClassifier(encoder, knowledge, method=args.method, rerank_k=args.rerank_k, tau=args.tau,
                           batch_size=args.batch_size, cache=not args.no_cache,
                           show_progress_bar=sys.stderr.isatty()).fit()
     if args.features:
-        x = feats.embeddings
+        if feats.model and feats.model != encoder.identity:
+            raise ConfigError(f"{args.features} holds embeddings of model {feats.model!r}, but "
+                              f"--model is {encoder.identity!r}; embed the images with this model "
+                              "or pass the model that made the file")
+        source = {"features": str(Path(args.features).resolve())}
     else:
-        from ..images import encode_image_files
+        source = {"images": len(paths)}
+    settings = {"model": encoder.identity, "knowledge": clf.bank_.knowledge_digest,
+                "method": args.method, "top": args.top, "rerank_k": args.rerank_k, "tau": args.tau,
+                **source}
+    if args.format == "json" and not args.output:   # one document on stdout: rows are held
+        return _json_to_stdout(clf, args, feats, paths, problems)
+    written = [0]
+    with RowWriter(args.output, args.format, settings, overwrite=args.overwrite,
+                   extra={"method": args.method}) as writer:
+        if writer.complete:
+            print(f"coderclip classify: {args.output} is already complete (same settings); "
+                  "pass --overwrite to redo it", file=sys.stderr)
+            return 0
+        if writer.resumed:
+            print(f"coderclip classify: resuming {args.output}: {writer.resumed} image(s) already "
+                  "done", file=sys.stderr)
+        if feats is not None:
+            ids = feats.ids or [str(i) for i in range(len(feats))]
+            batches = embedding_batches(feats.embeddings, ids, skip=writer.done)
+        else:
+            batches = image_batches(encoder, paths, batch_size=args.batch_size,
+                                    num_workers=args.workers, show_progress_bar=sys.stderr.isatty(),
+                                    skip=writer.done)
+        summary = _stream_until_interrupted(
+            lambda write: classify_stream(batches, clf.tables_, write, class_names=clf.classes_,
+                                          k=args.top, method=args.method, rerank_k=args.rerank_k,
+                                          tau=args.tau),
+            writer.write, written, args.output, writer.resumed)
+    return _finish(summary.failures + problems, written[0] + writer.resumed, args)
 
-        enc = encode_image_files(encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
-                                 show_progress_bar=sys.stderr.isatty())
-        failures += enc.failures
-        names = [str(paths[i]) for i in enc.kept]
-        x = enc.embeddings
+
+def _stream_until_interrupted(stream, write, written: list[int], output, resumed: int):
+    """Run ``stream(write)``; the first Ctrl-C lets the batch in hand be written, then stops with
+    a message saying how many images are kept and how to continue."""
+    from ..errors import Interrupted
+    from ..interrupt import finish_batch_on_interrupt, stop_requested
+
+    def message() -> str:
+        n = written[0] + resumed
+        if output:
+            return (f"interrupted: {n} image(s) are classified and kept in {output}; run the same "
+                    "command again to continue with the rest")
+        return (f"interrupted: {written[0]} image(s) were printed; nothing can be resumed from the "
+                "screen (use -o FILE to keep results across runs)")
+
+    def write_then_check(ids, classes, probs):
+        write(ids, classes, probs)
+        written[0] += len(ids)
+        if stop_requested():
+            raise Interrupted(message())
+
+    with finish_batch_on_interrupt("the batch in hand"):
+        try:
+            return stream(write_then_check)
+        except KeyboardInterrupt:
+            raise Interrupted(message()) from None
+
+
+def _finish(failures, classified: int, args) -> int:
+    """Report unreadable inputs once; no image at all is an input error, not an empty success."""
+    from ..errors import ImageReadError
+
     _report_failures(failures)
-    if not names:
-        raise ImageReadError(f"none of the {len(failures)} image(s) in {_listed(args.images)} could "
-                             "be read (reasons above); nothing was written")
-    idx, prob = clf.top_k(embeddings=x, k=args.top)
-    rows = [{"image": n, "reranked": bool(len(pi) > 1 and pi[0] < max(pi)),
-             "predictions": [{"class": str(clf.classes_[c]), "probability": float(p)}
-                             for c, p in zip(ci, pi)]}
-            for n, ci, pi in zip(names, idx, prob)]
-    _emit(rows, args)
-    if failures:
-        print(f"coderclip classify: {len(names)} image(s) classified, {len(failures)} skipped "
-              "(listed above)", file=sys.stderr)
+    if classified == 0 and failures:
+        raise ImageReadError(f"none of the {len(failures)} image(s) in {_listed(args.images)} "
+                             "could be read (reasons above); no results")
     return 0
 
 
@@ -98,33 +155,29 @@ def _listed(items) -> str:
     return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
 
 
+def _json_to_stdout(clf, args, feats, paths, problems) -> int:
+    from ..pipeline import classify_stream, embedding_batches, image_batches
+    from ..rows import prediction_row
+
+    rows: list[dict] = []
+
+    def keep(ids, classes, probs):
+        rows.extend(prediction_row(i, cs, ps) for i, cs, ps in zip(ids, classes, probs))
+
+    if feats is not None:
+        batches = embedding_batches(feats.embeddings, feats.ids or None)
+    else:
+        batches = image_batches(clf.encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
+                                show_progress_bar=sys.stderr.isatty())
+    summary = classify_stream(batches, clf.tables_, keep, class_names=clf.classes_, k=args.top,
+                              method=args.method, rerank_k=args.rerank_k, tau=args.tau)
+    if rows:
+        write_json({"method": args.method, "results": rows}, None)
+    return _finish(summary.failures + problems, len(rows), args)
+
+
 def _report_failures(failures) -> None:
     if failures:
         print(f"coderclip classify: skipped {len(failures)} unreadable image(s):", file=sys.stderr)
         for _path, reason in failures:
             print(f"  {reason}", file=sys.stderr)
-
-
-def _emit(rows, args) -> None:
-    """Write the rows. After the rerank, the winner comes first even where its stage-1
-    probability is below the runner-up's; such rows say ``reranked``."""
-    from ..outputs import write_text
-
-    if args.format == "json":
-        write_json({"method": args.method, "results": rows}, args.output)
-        return
-    buf = io.StringIO()
-    if args.format == "csv":
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["image", "rank", "class", "probability", "reranked"])
-        for r in rows:
-            for rank, p in enumerate(r["predictions"], 1):
-                w.writerow([r["image"], rank, p["class"], f"{p['probability']:.6f}",
-                            int(r["reranked"] and rank == 1)])
-    else:
-        for r in rows:
-            buf.write(f"{r['image']}\n")
-            for rank, p in enumerate(r["predictions"], 1):
-                mark = "  (chosen by the rerank)" if r["reranked"] and rank == 1 else ""
-                buf.write(f"  {rank}. {p['class']:<40} {p['probability']:7.2%}{mark}\n")
-    write_text(buf.getvalue(), args.output)

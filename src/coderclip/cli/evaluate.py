@@ -65,7 +65,8 @@ def _only_present_classes(data: str, knowledge, dataset):
     ``benchmark -d folder`` does), not every class of a larger knowledge file."""
     from pathlib import Path
 
-    from ..datasets import class_folders, folder_name, open_dataset
+    from ..datasets import open_dataset
+    from ..datasets.base import class_folders, folder_name
     from ..names import normalize_name
 
     if not Path(data).is_dir():
