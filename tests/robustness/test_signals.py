@@ -94,19 +94,33 @@ def test_sigkill_during_the_bank_build_loses_at_most_one_part(tmp_path, open_cli
     assert int(again.stdout.split()[-1]) == 39 - 16
 
 
-def test_ctrl_c_while_encoding_images_says_nothing_was_written(capsys, tmp_path, monkeypatch, photo,
-                                                               open_clip_spec):
-    """Outside the checkpointed stages the message no longer claims that work was kept."""
-    real = Encoder.encode_images
-
-    def interrupt(self, *a, **kw):
-        raise KeyboardInterrupt
-
+def test_ctrl_c_during_classify_finishes_the_batch_and_resumes(capsys, tmp_path, monkeypatch, photo,
+                                                             open_clip_spec):
+    """The first Ctrl-C lets the batch being encoded be written, then stops saying how many images
+    the output keeps; the same command run again classifies only the rest."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"{i}.png").write_bytes(photo.read_bytes())
     classes = tmp_path / "c.txt"
     classes.write_text("lime\nlemon\n")
-    monkeypatch.setattr(Encoder, "encode_images", interrupt)
-    code, out, err = cli(capsys, "classify", photo, "-m", open_clip_spec, "--classes", classes,
-                         "-o", tmp_path / "out.csv")
-    assert_one_clean_line(code, err, 130, "interrupted before any results were written")
-    assert "finished work is kept" not in err and not (tmp_path / "out.csv").exists()
-    assert real is not interrupt
+    out_csv = tmp_path / "out.csv"
+    argv = ["classify", folder, "-m", open_clip_spec, "--classes", classes, "--format", "csv",
+            "-o", out_csv, "--batch-size", "2", "--workers", "0", "--method", "clip"]
+    real, calls = Encoder.encode_images, []
+
+    def encode(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)      # Ctrl-C while the second batch is encoded
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Encoder, "encode_images", encode)
+    code, _, err = cli(capsys, *argv)
+    assert_one_clean_line(code, err, 130, "4 image(s) are classified and kept in", str(out_csv),
+                          "run the same command again")
+    assert len(out_csv.read_text().splitlines()) == 1 + 4 * 2          # header + 4 images x top 2
+    calls.clear()
+    code, _, err = cli(capsys, *argv)
+    assert code == 0, err
+    assert len(calls) == 1 and len(out_csv.read_text().splitlines()) == 1 + 6 * 2
