@@ -27,6 +27,11 @@ class DatasetError(CoderClipError, ValueError):
     """A dataset on disk is missing, incomplete or inconsistent."""
 
 
+class ShardError(DatasetError):
+    """One input shard (a tar, Parquet or embedding file) is unreadable or inconsistent; a job
+    reports it by name and goes on with the other shards."""
+
+
 class ConfigError(CoderClipError, ValueError):
     """An option or argument has an invalid value."""
 

@@ -1,0 +1,185 @@
+"""The three per-block stages every engine runs, as plain functions of dict-of-array blocks
+(Ray Data's ``numpy`` batch format): read a shard into blocks, decode images to pixels, then
+embed and classify. The single-process loop and the Ray pipeline call exactly these functions on
+exactly the same blocks (one block per reader batch), which is what makes their predictions equal.
+
+Every row carries bookkeeping columns so that output shards can be completed and resumed whatever
+an engine merges or splits: ``shard`` (name), ``seq`` (reader batch within the shard), ``rows``
+(records in that batch), ``final`` (on a shard's last batch: how many batches it has, else -1)
+and ``error`` (why the record could not be classified, "" if it could). A shard that is empty or
+unreadable yields one status row with ``seq`` = -1 instead (``error`` holds the shard's problem).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from ..errors import ImageReadError, ShardError
+from .sources import Batch, Shard, read_image, read_shard
+
+Block = dict[str, np.ndarray]
+
+
+def _book(shard: str, n: int, seq: int, final: int, errors=None) -> Block:
+    return {"shard": np.array([shard] * n, dtype=object), "seq": np.full(n, seq, dtype=np.int64),
+            "final": np.full(n, final, dtype=np.int64), "rows": np.full(n, n, dtype=np.int64),
+            "error": np.array(errors if errors is not None else [""] * n, dtype=object)}
+
+
+BOOK_COLUMNS = ("shard", "seq", "final", "rows", "error", "key")
+
+
+def status_block(shard: Shard, error: str = "", final: int = 0, embed_dim: int | None = None) -> Block:
+    """One row saying that ``shard`` ended after ``final`` blocks, or failed with ``error``.
+
+    It has the columns of the shard's data blocks (engines may concatenate the two).
+    """
+    out = {**_book(shard.name, 1, -1, final, [error]), "key": np.array([""], dtype=object)}
+    if shard.format == "embeddings":
+        out["embedding"] = np.zeros((1, embed_dim or 0), dtype=np.float32)
+    else:
+        out["image"], out["path"] = np.array([b""], dtype=object), np.array([""], dtype=object)
+    return out
+
+
+def data_rows(block: Block) -> np.ndarray:
+    """Indices of the rows that hold a readable record (not status rows, not failed records)."""
+    return np.flatnonzero((block["seq"] >= 0) & (block["error"] == ""))
+
+
+def shard_blocks(shard: Shard, batch_size: int, embed_dim: int | None = None) -> Iterator[Block]:
+    """Read ``shard`` as blocks of ``batch_size`` records; the last block is marked ``final``.
+
+    One batch is held back so that the last can be marked; a failing shard ends with a status
+    row naming the problem (earlier blocks of it must then be discarded by the writer).
+    """
+    held: Batch | None = None
+    seq = 0
+    try:
+        for batch in read_shard(shard, batch_size, embed_dim):
+            if held is not None:
+                yield _from_batch(shard, held, seq, -1)
+                seq += 1
+            held = batch
+    except ShardError as e:
+        yield status_block(shard, error=str(e), embed_dim=embed_dim)
+        return
+    if held is None:
+        yield status_block(shard, final=0, embed_dim=embed_dim)
+    else:
+        yield _from_batch(shard, held, seq, seq + 1)
+
+
+def decode_block(block: Block, preprocess: Callable, threads: int = 0) -> Block:
+    """Decode and preprocess the images of a block into ``pixels`` ``[n, 3, H, W]`` float32.
+
+    Records that cannot be decoded keep their row with an ``error`` and zero pixels.
+    """
+    if "image" not in block:
+        return block
+    n = len(block["key"])
+    todo = np.flatnonzero((block["seq"] >= 0) & (block["error"] == ""))
+
+    def one(i: int):
+        item = block["image"][i] if len(block["image"][i]) else (block["path"][i] or None)
+        try:
+            return preprocess(read_image(item, block["key"][i])).numpy(), ""
+        except ImageReadError as e:
+            return None, str(e)
+        except Exception as e:  # an odd image must not end the run: report it by key
+            return None, f"{block['key'][i]}: cannot preprocess image ({type(e).__name__}: {e})"
+
+    if threads > 1 and len(todo) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(one, todo))
+    else:
+        results = [one(i) for i in todo]
+    shape = next((p.shape for p, _ in results if p is not None), None) or _pixel_shape(preprocess)
+    pixels = np.zeros((n, *shape), dtype=np.float32)
+    errors = block["error"].copy()
+    for i, (p, err) in zip(todo, results):
+        if p is not None:
+            pixels[i] = p
+        else:
+            errors[i] = err
+    out = {k: v for k, v in block.items() if k not in ("image", "path")}
+    out["error"], out["pixels"] = errors, pixels
+    return out
+
+
+def _pixel_shape(preprocess: Callable) -> tuple[int, ...]:
+    """The shape ``preprocess`` gives every image (blocks without a decodable image need it)."""
+    from PIL import Image
+
+    return tuple(preprocess(Image.new("RGB", (64, 64))).shape)
+
+
+class BlockClassifier:
+    """Embed (when given pixels) and classify blocks: one model and one set of scoring tables.
+
+    ``classifier``: a fitted :class:`~coderclip.CoderClassifier` (its encoder may be ``None``
+    when blocks hold embeddings). Output rows keep the bookkeeping columns and add ``top_index``
+    ``[n, top]`` (best first; -1 for failed rows), ``top_scores`` ``[n, top]`` (probabilities)
+    and, with ``with_vector``, ``coder_vector`` ``[n, V]``.
+    """
+
+    def __init__(self, classifier, encoder=None, top: int = 5, with_vector: bool = False):
+        self.classifier = classifier
+        self.encoder = encoder
+        self.top = min(int(top), len(classifier.classes_))
+        self.with_vector = with_vector
+
+    def __call__(self, block: Block) -> Block:
+        book = {k: block[k] for k in BOOK_COLUMNS}
+        n = len(block["key"])
+        index = np.full((n, self.top), -1, dtype=np.int64)
+        scores = np.full((n, self.top), np.nan, dtype=np.float32)
+        vectors = None
+        # one reader batch per (shard, seq): score each separately, so that batches stay the same
+        # whatever an engine merged (a matrix product's rounding can depend on its row count)
+        for group in _groups(block, data_rows(block)):
+            x = self._embeddings(block, group)
+            idx, prob = self.classifier.top_k(embeddings=x, k=self.top)
+            index[group], scores[group] = idx, prob
+            if self.with_vector:
+                v = self._vectors(x)
+                if vectors is None:
+                    vectors = np.zeros((n, v.shape[1]), dtype=np.float32)
+                vectors[group] = v
+        out = {**book, "top_index": index, "top_scores": scores}
+        if self.with_vector:
+            out["coder_vector"] = vectors if vectors is not None else \
+                np.zeros((n, int(self.classifier.tables_.general_rows.numel())), dtype=np.float32)
+        return out
+
+    def _embeddings(self, block: Block, rows: np.ndarray):
+        import torch
+
+        if "embedding" in block:
+            return torch.from_numpy(np.ascontiguousarray(block["embedding"][rows]))
+        if self.encoder is None:
+            raise ShardError("image blocks need an image encoder")
+        pixels = torch.from_numpy(np.ascontiguousarray(block["pixels"][rows]))
+        return self.encoder.encode_images(pixels, batch_size=len(rows))
+
+    def _vectors(self, x) -> np.ndarray:
+        from ..scoring import coder_vectors
+
+        clf = self.classifier
+        return coder_vectors(clf._embeddings(None, x), clf.tables_).float().cpu().numpy()
+
+
+def _groups(block: Block, rows: np.ndarray) -> list[np.ndarray]:
+    if rows.size == 0:
+        return []
+    ident = [(block["shard"][i], int(block["seq"][i])) for i in rows]
+    if all(t == ident[0] for t in ident):
+        return [rows]
+    order: dict[tuple, list[int]] = {}
+    for r, t in zip(rows, ident):
+        order.setdefault(t, []).append(int(r))
+    return [np.array(v, dtype=np.int64) for v in order.values()]

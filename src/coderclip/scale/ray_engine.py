@@ -1,0 +1,116 @@
+"""The Ray engine: a Ray Data pipeline over the same per-block stages as the single-process path.
+
+    shards ──read tasks──▶ blocks ──decode tasks──▶ pixels ──actor pool──▶ predictions ──▶ driver
+                                                   (one model per actor)               (shard files,
+                                                                                        manifest)
+
+The fitted classifier (text bank and scoring tables, built once on the driver) goes into the
+object store with ``ray.put`` and every actor reads it from there; each actor loads its own image
+encoder, on a GPU where the cluster has GPUs. The driver completes output shards from the
+classified blocks (see :class:`coderclip.scale.job.ShardTracker`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterator, Sequence
+
+from ..errors import ConfigError
+from .blocks import BlockClassifier, decode_block, shard_blocks
+from .sources import Shard
+
+log = logging.getLogger(__name__)
+
+
+def _read(batch: dict, batch_size: int, embed_dim: int) -> Iterator[dict]:
+    for text in batch["shard"]:
+        yield from shard_blocks(Shard.from_json(str(text)), batch_size, embed_dim)
+
+
+def _decode(block: dict, preprocess, threads: int) -> dict:
+    return decode_block(block, preprocess, threads)
+
+
+class _ClassifyActor:
+    """One worker of the actor pool: the shared classifier plus its own copy of the model."""
+
+    def __init__(self, classifier_ref: list, model: str, device: str | None, precision: str | None,
+                 top: int, with_vector: bool, images: bool):
+        import ray
+        import torch
+
+        from ..encoders import load_encoder
+
+        clf = ray.get(classifier_ref[0])
+        encoder = None
+        if images:
+            encoder = load_encoder(model, device=device, precision=precision)
+            clf.bank_.check_encoder(encoder)
+            target = encoder.device
+        else:
+            target = torch.device(device or "cpu")
+        if clf.tables_.group_sum.device != target:
+            dtype = encoder.dtype if encoder is not None and target.type != "cpu" else torch.float32
+            clf.tables_ = clf.tables_.to(target, dtype)
+        self.scorer = BlockClassifier(clf, encoder, top=top, with_vector=with_vector)
+
+    def __call__(self, block: dict) -> dict:
+        return self.scorer(block)
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Connect to the cluster at ``address`` (or start a local instance); ``True`` if this call
+    started or joined it (and so should shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                 configure_logging=False)
+    except ConnectionError as e:
+        raise ConfigError(f"cannot reach a Ray cluster at {address!r} ({e}); start one with "
+                          "'ray start --head' or leave out --address for a local instance") from None
+    return True
+
+
+def ray_blocks(job, shards: Sequence[Shard], address: str | None = None, workers: int = 1,
+               gpus_per_worker: float | None = None) -> Iterator[dict]:
+    """Classified blocks of ``shards``, computed on Ray (see the module docstring)."""
+    import ray
+
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    if not shards:
+        return
+    started = init_ray(address)
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True   # shard files come out in input order
+        ctx.enable_progress_bars = False               # the job prints its own progress
+        has_gpu = ray.cluster_resources().get("GPU", 0) > 0 and job.device in (None, "cuda")
+        if gpus_per_worker is None:
+            gpus_per_worker = 1.0 if has_gpu else 0.0
+        device = job.device or ("cuda" if gpus_per_worker > 0 else "cpu")
+        portable = copy.copy(job.classifier)
+        portable.encoder = None          # each actor loads its own model
+        classifier_ref = ray.put(portable)
+        ds = ray.data.from_items([{"shard": s.to_json()} for s in shards],
+                                 override_num_blocks=len(shards))
+        ds = ds.map_batches(_read, batch_size=1, batch_format="numpy",
+                            fn_kwargs={"batch_size": job.batch_size, "embed_dim": job.embed_dim})
+        if job.images:
+            ds = ds.map_batches(_decode, batch_size=None, batch_format="numpy",
+                                fn_kwargs={"preprocess": job.classifier.encoder.preprocess,
+                                           "threads": 1})
+        ds = ds.map_batches(
+            _ClassifyActor, batch_size=None, batch_format="numpy", concurrency=workers,
+            num_cpus=0 if gpus_per_worker > 0 else 1, num_gpus=gpus_per_worker,
+            fn_constructor_kwargs={"classifier_ref": [classifier_ref], "model": job.model,
+                                   "device": device, "precision": job.precision, "top": job.top,
+                                   "with_vector": job.with_vector, "images": job.images})
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
+    finally:
+        if started:
+            ray.shutdown()
