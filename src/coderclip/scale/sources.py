@@ -254,7 +254,9 @@ def read_webdataset(shard: Shard, batch_size: int, embed_dim: int | None = None)
     images: list[bytes | None] = []
     with fs.open(path, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
         current = None
+        end = 0
         for member in tar:
+            end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
             if not member.isfile():
                 continue
             folder, base = posixpath.split(member.name)
@@ -271,6 +273,13 @@ def read_webdataset(shard: Shard, batch_size: int, embed_dim: int | None = None)
                 images.append(None)
             if images[-1] is None and ext.lower() in TAR_IMAGE_EXTS:
                 images[-1] = tar.extractfile(member).read()
+        # tarfile takes a damaged header after the first record for the end of the archive:
+        # only zero padding may follow the last record, else the shard is corrupt
+        f.seek(end)
+        while chunk := f.read(1 << 20):
+            if chunk.strip(b"\0"):
+                raise ShardError(f"shard {shard.name} ({shard.url}): damaged tar header after "
+                                 f"record {current!r}; skipped")
     if keys:
         yield Batch(keys, images)
 
