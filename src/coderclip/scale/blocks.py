@@ -49,6 +49,22 @@ def data_rows(block: Block) -> np.ndarray:
     return np.flatnonzero((block["seq"] >= 0) & (block["error"] == ""))
 
 
+def _from_batch(shard: Shard, batch: Batch, seq: int, final: int) -> Block:
+    n = len(batch)
+    out = {**_book(shard.name, n, seq, final), "key": np.array(batch.keys, dtype=object)}
+    if batch.embeddings is not None:
+        out["embedding"] = np.ascontiguousarray(batch.embeddings, dtype=np.float32)
+    else:
+        data = np.empty(n, dtype=object)
+        paths = np.empty(n, dtype=object)
+        for i, item in enumerate(batch.images):
+            is_bytes = isinstance(item, (bytes, bytearray, memoryview))
+            data[i] = bytes(item) if is_bytes else b""
+            paths[i] = item if isinstance(item, str) else ""
+        out["image"], out["path"] = data, paths
+    return out
+
+
 def shard_blocks(shard: Shard, batch_size: int, embed_dim: int | None = None) -> Iterator[Block]:
     """Read ``shard`` as blocks of ``batch_size`` records; the last block is marked ``final``.
 
