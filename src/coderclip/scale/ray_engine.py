@@ -22,6 +22,9 @@ from .sources import Shard
 
 log = logging.getLogger(__name__)
 
+#: CPUs each read/decode task asks Ray for.
+READ_CPUS = 0.5
+
 
 def _read(batch: dict, batch_size: int, embed_dim: int) -> Iterator[dict]:
     for text in batch["shard"]:
@@ -98,14 +101,17 @@ def ray_blocks(job, shards: Sequence[Shard], address: str | None = None, workers
         classifier_ref = ray.put(portable)
         ds = ray.data.from_items([{"shard": s.to_json()} for s in shards],
                                  override_num_blocks=len(shards))
-        ds = ds.map_batches(_read, batch_size=1, batch_format="numpy",
+        # read and decode tasks ask for less than a CPU: they do not fuse into the actors then,
+        # and keep running beside them (on a 2-CPU machine: one actor, two reader tasks)
+        ds = ds.map_batches(_read, batch_size=1, batch_format="numpy", num_cpus=READ_CPUS,
                             fn_kwargs={"batch_size": job.batch_size, "embed_dim": job.embed_dim})
         if job.images:
-            ds = ds.map_batches(_decode, batch_size=None, batch_format="numpy",
+            ds = ds.map_batches(_decode, batch_size=None, batch_format="numpy", num_cpus=READ_CPUS,
                                 fn_kwargs={"preprocess": job.classifier.encoder.preprocess,
                                            "threads": 1})
         ds = ds.map_batches(
-            _ClassifyActor, batch_size=None, batch_format="numpy", concurrency=workers,
+            _ClassifyActor, batch_size=None, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=0 if gpus_per_worker > 0 else 1, num_gpus=gpus_per_worker,
             fn_constructor_kwargs={"classifier_ref": [classifier_ref], "model": job.model,
                                    "device": device, "precision": job.precision, "top": job.top,

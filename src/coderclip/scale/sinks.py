@@ -80,6 +80,25 @@ class _AtomicFile:
             pass
 
 
+class _Stdout:
+    """Standard output in place of a file (csv and jsonl rows as they come)."""
+
+    def __init__(self):
+        import sys
+
+        self.f = self
+        self._out = sys.stdout
+
+    def write(self, data: bytes) -> None:
+        self._out.write(data.decode("utf-8"))
+        self._out.flush()
+
+    def commit(self) -> None:
+        pass
+
+    abort = commit
+
+
 class RowWriter:
     """Appends prediction tables to one file of ``fmt`` (parquet, csv, jsonl); :meth:`close`
     puts it in place, :meth:`abort` removes it. Memory stays that of one table."""
@@ -87,8 +106,10 @@ class RowWriter:
     def __init__(self, url: str, fmt: str = "parquet"):
         if fmt not in OUTPUT_FORMATS:
             raise ConfigError(f"unknown output format {fmt!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
+        if url == "-" and fmt == "parquet":
+            raise ConfigError("Parquet output needs a file: give -o FILE.parquet")
         self.url, self.fmt, self.rows = url, fmt, 0
-        self._file = _AtomicFile(url)
+        self._file = _Stdout() if url == "-" else _AtomicFile(url)
         self._parquet = None
         self._csv_header = False
 
