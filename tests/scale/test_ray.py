@@ -98,3 +98,24 @@ def test_killed_ray_job_resumes_without_redoing_finished_shards(ray_cluster, tmp
              progress=False)
     a, b = tables(tmp_path / "ref"), tables(out)
     assert a.keys() == b.keys() and all(a[k].equals(b[k]) for k in a)
+
+
+def test_evaluate_on_ray_gives_the_single_machine_report(ray_cluster, capsys, tmp_path, open_clip_spec,
+                                                         small_knowledge):
+    from coderclip.cli import main
+
+    from ..test_evaluation import make_folder_dataset
+
+    root = make_folder_dataset(tmp_path / "data", ["lime", "lemon", "orange"], per_class=3)
+    (root / "lime" / "broken.png").write_bytes(b"not a png")
+    kfile = small_knowledge.save(tmp_path / "k.json")
+    reports = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / f"{engine}.json"
+        code = main(["evaluate", str(root), "-m", open_clip_spec, "-k", str(kfile), "--report", str(out),
+                     "--batch-size", "4", "--engine", engine, "--address", ray_cluster])
+        assert code == 0, capsys.readouterr().err
+        reports[engine] = json.loads(out.read_text())
+        reports[engine].pop("provenance")        # times and command lines differ, nothing else
+    assert reports["ray"] == reports["local"]
+    assert reports["ray"]["n_images"] == 9 and len(reports["ray"]["skipped_images"]) == 1

@@ -14,6 +14,7 @@ EXAMPLES = """\
 examples:
   coderclip evaluate data/val/ --model open_clip:ViT-B-32:openai --knowledge food101
   coderclip evaluate manifest.csv -m hf:/models/siglip-base -k knowledge.json --report report.json
+  coderclip evaluate val.csv -m open_clip:ViT-B-32:openai -k imagenet --engine ray --address auto
 
 DATA is a folder with one sub-folder of images per class (the sub-folder name is the class name),
 or a CSV file with the columns path,label. Labels are read only after all predictions are made.
@@ -30,6 +31,13 @@ def add_parser(sub) -> None:
     add_knowledge_args(p)
     add_rerank_args(p)
     p.add_argument("--report", default=None, help="write the JSON report here")
+    g = p.add_argument_group("large datasets")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: embed the images on a Ray cluster (pip install 'coderclip[ray]'); "
+                        "the report is the same")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster to join (e.g. auto); default: a local instance")
+    g.add_argument("--actors", type=int, default=1, help="model replicas on Ray (default 1)")
     p.set_defaults(func=run)
 
 
@@ -43,10 +51,19 @@ def run(args: argparse.Namespace) -> int:
     if knowledge is None:
         knowledge = load_knowledge_from_args(args, class_names=dataset.class_names)
     encoder = load_model(args)
+    embed_images = None
+    if args.engine == "ray":
+        import functools
+
+        from ..scale.ray_engine import ray_embed_images
+
+        embed_images = functools.partial(ray_embed_images, model=args.model, address=args.address,
+                                         workers=args.actors, device=args.device,
+                                         precision=args.precision)
     report = evaluate(encoder, knowledge, dataset, tau=args.tau, top_k=args.rerank_k,
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
                       show_progress_bar=sys.stderr.isatty(),
-                      knowledge_source=args.knowledge)
+                      knowledge_source=args.knowledge, embed_images=embed_images)
     print(format_summary(report))
     if args.report:
         write_json(report, args.report)

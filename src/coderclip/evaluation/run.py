@@ -40,19 +40,22 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
              ks: Sequence[int] = DEFAULT_KS, batch_size: int = 64, num_workers: int | None = None,
              cache: bool = True, show_progress_bar: bool = False,
-             knowledge_source: str | None = None) -> dict:
+             knowledge_source: str | None = None, embed_images: Callable | None = None) -> dict:
     """Evaluate every method on a labelled :class:`~coderclip.datasets.ImageDataset`.
 
     Order of work: align the knowledge to the dataset's classes (by name), build the text bank,
-    embed the images, compute all predictions, and only then read the labels.
+    embed the images, compute all predictions, and only then read the labels. ``embed_images``
+    replaces :func:`~coderclip.images.encode_image_files` (same signature and result), e.g. with
+    the Ray engine's :func:`~coderclip.scale.ray_engine.ray_embed_images`.
     """
     from ..images import encode_image_files
 
     kn = knowledge.align(dataset.class_names)
     bank = TextBank.build(kn, encoder, types=(*TEXT_TYPES,), cache=cache,
                           show_progress_bar=show_progress_bar)
-    enc = encode_image_files(encoder, dataset.paths, batch_size=batch_size, num_workers=num_workers,
-                             show_progress_bar=show_progress_bar)
+    enc = (embed_images or encode_image_files)(encoder, dataset.paths, batch_size=batch_size,
+                                               num_workers=num_workers,
+                                               show_progress_bar=show_progress_bar)
     if not enc.kept:
         raise DatasetError(f"none of the {len(dataset)} images of {dataset.name} could be read")
     kept = np.asarray(enc.kept, dtype=np.int64)

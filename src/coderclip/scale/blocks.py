@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from ..errors import ImageReadError, ShardError
+from ..errors import ConfigError, ImageReadError, ShardError
 from .sources import Batch, Shard, read_image, read_shard
 
 Block = dict[str, np.ndarray]
@@ -134,6 +134,32 @@ def _pixel_shape(preprocess: Callable) -> tuple[int, ...]:
     return tuple(preprocess(Image.new("RGB", (64, 64))).shape)
 
 
+class BlockEmbedder:
+    """Unit embeddings of a block's readable rows: its ``embedding`` column as it is, or its
+    ``pixels`` through ``encoder``. As a stage, adds ``embedding`` ``[n, D]`` (zeros where a row
+    failed) to the bookkeeping columns."""
+
+    def __init__(self, encoder=None):
+        self.encoder = encoder
+
+    def embed(self, block: Block, rows: np.ndarray):
+        import torch
+
+        if "embedding" in block:
+            return torch.from_numpy(np.ascontiguousarray(block["embedding"][rows]))
+        if self.encoder is None:
+            raise ConfigError("blocks of images need an image encoder")
+        pixels = torch.from_numpy(np.ascontiguousarray(block["pixels"][rows]))
+        return self.encoder.encode_images(pixels, batch_size=len(rows))
+
+    def __call__(self, block: Block) -> Block:
+        n = len(block["key"])
+        out = np.zeros((n, self.encoder.embed_dim), dtype=np.float32)
+        for group in batch_groups(block, data_rows(block)):
+            out[group] = self.embed(block, group).float().cpu().numpy()
+        return {**{k: block[k] for k in BOOK_COLUMNS}, "embedding": out}
+
+
 class BlockClassifier:
     """Embed (when given pixels) and classify blocks: one model and one set of scoring tables.
 
@@ -145,7 +171,7 @@ class BlockClassifier:
 
     def __init__(self, classifier, encoder=None, top: int = 5, with_vector: bool = False):
         self.classifier = classifier
-        self.encoder = encoder
+        self.embedder = BlockEmbedder(encoder)
         self.top = min(int(top), len(classifier.classes_))
         self.with_vector = with_vector
 
@@ -155,10 +181,8 @@ class BlockClassifier:
         index = np.full((n, self.top), -1, dtype=np.int64)
         scores = np.full((n, self.top), np.nan, dtype=np.float32)
         vectors = None
-        # one reader batch per (shard, seq): score each separately, so that batches stay the same
-        # whatever an engine merged (a matrix product's rounding can depend on its row count)
-        for group in _groups(block, data_rows(block)):
-            x = self._embeddings(block, group)
+        for group in batch_groups(block, data_rows(block)):
+            x = self.embedder.embed(block, group)
             idx, prob = self.classifier.top_k(embeddings=x, k=self.top)
             index[group], scores[group] = idx, prob
             if self.with_vector:
@@ -172,16 +196,6 @@ class BlockClassifier:
                 np.zeros((n, int(self.classifier.tables_.general_rows.numel())), dtype=np.float32)
         return out
 
-    def _embeddings(self, block: Block, rows: np.ndarray):
-        import torch
-
-        if "embedding" in block:
-            return torch.from_numpy(np.ascontiguousarray(block["embedding"][rows]))
-        if self.encoder is None:
-            raise ShardError("image blocks need an image encoder")
-        pixels = torch.from_numpy(np.ascontiguousarray(block["pixels"][rows]))
-        return self.encoder.encode_images(pixels, batch_size=len(rows))
-
     def _vectors(self, x) -> np.ndarray:
         from ..scoring import coder_vectors
 
@@ -189,7 +203,12 @@ class BlockClassifier:
         return coder_vectors(clf._embeddings(None, x), clf.tables_).float().cpu().numpy()
 
 
-def _groups(block: Block, rows: np.ndarray) -> list[np.ndarray]:
+def batch_groups(block: Block, rows: np.ndarray) -> list[np.ndarray]:
+    """``rows`` split by reader batch (shard, seq), in order of appearance.
+
+    Stages work batch by batch whatever an engine merged, so that every engine multiplies the
+    same matrices (a matrix product's rounding can depend on its row count).
+    """
     if rows.size == 0:
         return []
     ident = [(block["shard"][i], int(block["seq"][i])) for i in rows]

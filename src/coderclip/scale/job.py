@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .blocks import BlockClassifier, data_rows, decode_block, shard_blocks
+from .progress import Progress
 from .sinks import OUTPUT_FORMATS, RowWriter, ShardFolder, prediction_table
 from .sources import DEFAULT_SHARD_SIZE, Shard, list_shards
 
@@ -22,38 +23,6 @@ log = logging.getLogger(__name__)
 ENGINES = ("local", "ray")
 #: Unreadable records listed by name in a summary (all are counted).
 FAILURE_EXAMPLES = 20
-
-
-# ---------------------------------------------------------------------------------- progress
-class Progress:
-    """Images per second, shards done out of total and an ETA, printed every ``interval`` s."""
-
-    def __init__(self, total_shards: int, enabled: bool = True, interval: float = 5.0, stream=None):
-        self.total, self.enabled, self.interval = total_shards, enabled, interval
-        self.stream = stream or sys.stderr
-        self.start = self.last = time.perf_counter()
-        self.images = self.shards = 0
-
-    def update(self, images: int = 0, shards: int = 0) -> None:
-        self.images += images
-        self.shards += shards
-        now = time.perf_counter()
-        if self.enabled and (now - self.last >= self.interval or (shards and self.shards == self.total)):
-            self.last = now
-            print(self.line(), file=self.stream, flush=True)
-
-    def line(self) -> str:
-        elapsed = max(time.perf_counter() - self.start, 1e-9)
-        eta = (elapsed / self.shards * (self.total - self.shards)) if self.shards else float("nan")
-        return (f"{self.shards}/{self.total} shards, {self.images} images, "
-                f"{self.images / elapsed:.1f} images/s, ETA {_duration(eta)}")
-
-
-def _duration(s: float) -> str:
-    if s != s:
-        return "?"
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 # ---------------------------------------------------------------------------------- tracking

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterator, Sequence
 
 from ..errors import ConfigError
-from .blocks import BlockClassifier, decode_block, shard_blocks
+from .blocks import BlockClassifier, BlockEmbedder, decode_block, shard_blocks
 from .sources import Shard
 
 log = logging.getLogger(__name__)
@@ -78,45 +78,123 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     return True
 
 
+def _pipeline(shards: Sequence[Shard], *, batch_size: int, embed_dim: int, preprocess, actor,
+              actor_kwargs: dict, workers: int, gpus_per_worker: float):
+    """The Ray Data pipeline: read tasks, decode tasks (images only), then the actor pool."""
+    import ray
+
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True   # shard files come out in input order
+    ctx.enable_progress_bars = False               # jobs print their own progress
+    ds = ray.data.from_items([{"shard": s.to_json()} for s in shards], override_num_blocks=len(shards))
+    # read and decode tasks ask for less than a CPU: they do not fuse into the actors then, and
+    # keep running beside them (on a 2-CPU machine: one actor and two reader tasks)
+    ds = ds.map_batches(_read, batch_size=1, batch_format="numpy", num_cpus=READ_CPUS,
+                        fn_kwargs={"batch_size": batch_size, "embed_dim": embed_dim})
+    if preprocess is not None:
+        ds = ds.map_batches(_decode, batch_size=None, batch_format="numpy", num_cpus=READ_CPUS,
+                            fn_kwargs={"preprocess": preprocess, "threads": 1})
+    return ds.map_batches(actor, batch_size=None, batch_format="numpy",
+                          compute=ray.data.ActorPoolStrategy(size=workers),
+                          num_cpus=0 if gpus_per_worker > 0 else 1, num_gpus=gpus_per_worker,
+                          fn_constructor_kwargs=actor_kwargs)
+
+
+def _gpus(device: str | None, gpus_per_worker: float | None) -> tuple[float, str]:
+    import ray
+
+    if gpus_per_worker is None:
+        has_gpu = ray.cluster_resources().get("GPU", 0) > 0 and device in (None, "cuda")
+        gpus_per_worker = 1.0 if has_gpu else 0.0
+    return gpus_per_worker, device or ("cuda" if gpus_per_worker > 0 else "cpu")
+
+
 def ray_blocks(job, shards: Sequence[Shard], address: str | None = None, workers: int = 1,
                gpus_per_worker: float | None = None) -> Iterator[dict]:
     """Classified blocks of ``shards``, computed on Ray (see the module docstring)."""
     import ray
 
-    if workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {workers}")
     if not shards:
         return
     started = init_ray(address)
     try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True   # shard files come out in input order
-        ctx.enable_progress_bars = False               # the job prints its own progress
-        has_gpu = ray.cluster_resources().get("GPU", 0) > 0 and job.device in (None, "cuda")
-        if gpus_per_worker is None:
-            gpus_per_worker = 1.0 if has_gpu else 0.0
-        device = job.device or ("cuda" if gpus_per_worker > 0 else "cpu")
+        gpus, device = _gpus(job.device, gpus_per_worker)
         portable = copy.copy(job.classifier)
         portable.encoder = None          # each actor loads its own model
         classifier_ref = ray.put(portable)
-        ds = ray.data.from_items([{"shard": s.to_json()} for s in shards],
-                                 override_num_blocks=len(shards))
-        # read and decode tasks ask for less than a CPU: they do not fuse into the actors then,
-        # and keep running beside them (on a 2-CPU machine: one actor, two reader tasks)
-        ds = ds.map_batches(_read, batch_size=1, batch_format="numpy", num_cpus=READ_CPUS,
-                            fn_kwargs={"batch_size": job.batch_size, "embed_dim": job.embed_dim})
-        if job.images:
-            ds = ds.map_batches(_decode, batch_size=None, batch_format="numpy", num_cpus=READ_CPUS,
-                                fn_kwargs={"preprocess": job.classifier.encoder.preprocess,
-                                           "threads": 1})
-        ds = ds.map_batches(
-            _ClassifyActor, batch_size=None, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=0 if gpus_per_worker > 0 else 1, num_gpus=gpus_per_worker,
-            fn_constructor_kwargs={"classifier_ref": [classifier_ref], "model": job.model,
-                                   "device": device, "precision": job.precision, "top": job.top,
-                                   "with_vector": job.with_vector, "images": job.images})
+        ds = _pipeline(shards, batch_size=job.batch_size, embed_dim=job.embed_dim,
+                       preprocess=job.classifier.encoder.preprocess if job.images else None,
+                       actor=_ClassifyActor, workers=workers, gpus_per_worker=gpus,
+                       actor_kwargs={"classifier_ref": [classifier_ref], "model": job.model,
+                                     "device": device, "precision": job.precision, "top": job.top,
+                                     "with_vector": job.with_vector, "images": job.images})
         yield from ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
     finally:
         if started:
             ray.shutdown()
+
+
+class _EmbedActor:
+    """One worker that only embeds images (for evaluation, which scores on the driver)."""
+
+    def __init__(self, model: str, device: str | None, precision: str | None):
+        from ..encoders import load_encoder
+
+        self.embedder = BlockEmbedder(load_encoder(model, device=device, precision=precision))
+
+    def __call__(self, block: dict) -> dict:
+        return self.embedder(block)
+
+
+def ray_embed_images(encoder, paths: Sequence, *, model: str, batch_size: int = 64,
+                     address: str | None = None, workers: int = 1, device: str | None = None,
+                     precision: str | None = None, shard_size: int = 4096, progress: bool = True,
+                     **_ignored):
+    """Embed image files on Ray: :func:`coderclip.images.encode_image_files`'s result, computed
+    by an actor pool (same batches, so the same embeddings on CPU fp32).
+
+    ``encoder`` (loaded on the driver) gives the preprocessing; every actor loads ``model``.
+    """
+    import numpy as np
+    import ray
+    import torch
+
+    from ..images import EncodedImages
+    from .progress import Progress
+    from .sources import path_shards
+
+    shard_size = max(batch_size, shard_size // batch_size * batch_size)   # batches as one list's
+    shards = path_shards(paths, shard_size)
+    order = {s.name: i for i, s in enumerate(shards)}
+    parts: dict[tuple[int, int], dict] = {}
+    prog = Progress(len(shards), enabled=progress)
+    started = init_ray(address)
+    try:
+        gpus, dev = _gpus(device, None)
+        ds = _pipeline(shards, batch_size=batch_size, embed_dim=encoder.embed_dim,
+                       preprocess=encoder.preprocess, actor=_EmbedActor, workers=workers,
+                       gpus_per_worker=gpus,
+                       actor_kwargs={"model": model, "device": dev, "precision": precision})
+        for block in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
+            data = block["seq"] >= 0
+            for shard, seq in dict.fromkeys(zip(block["shard"][data].tolist(), block["seq"][data].tolist())):
+                rows = np.flatnonzero((block["shard"] == shard) & (block["seq"] == seq))
+                part = parts.setdefault((order[shard], seq), {"embedding": [], "error": []})
+                part["embedding"].append(block["embedding"][rows])
+                part["error"].extend(block["error"][rows].tolist())
+                prog.update(images=len(rows))
+    finally:
+        if started:
+            ray.shutdown()
+    chunks, kept, failures = [], [], []
+    for (shard, seq), part in sorted(parts.items()):
+        first = shard * shard_size + seq * batch_size
+        emb = np.concatenate(part["embedding"])
+        ok = np.array([e == "" for e in part["error"]], dtype=bool)
+        chunks.append(torch.from_numpy(emb[ok]))
+        kept.extend(first + int(i) for i in np.flatnonzero(ok))
+        failures.extend((str(paths[first + int(i)]), part["error"][i]) for i in np.flatnonzero(~ok))
+    emb = torch.cat(chunks) if chunks else torch.empty(0, encoder.embed_dim)
+    return EncodedImages(embeddings=emb.to(encoder.device), kept=kept, failures=failures)
