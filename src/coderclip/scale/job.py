@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from .blocks import BlockClassifier, data_rows, decode_block, shard_blocks
 from .progress import Progress
 from .sinks import OUTPUT_FORMATS, RowWriter, ShardFolder, prediction_table
-from .sources import DEFAULT_SHARD_SIZE, Shard, list_shards
+from .sources import DEFAULT_SHARD_SIZE, Shard, list_shards, require
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,7 @@ def classify(inputs: Sequence[str], model: str, knowledge, output: str, *,
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    require("pyarrow", "fsspec", *(("ray",) if engine == "ray" else ()))
     shards = list_shards(inputs, input_format, shard_size)
     fmt = shards[0].format if shards else input_format
     job = build_job(shards, model, knowledge, method=method, rerank_k=rerank_k, tau=tau, top=top,

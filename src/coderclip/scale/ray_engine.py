@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 
 from ..errors import ConfigError
 from .blocks import BlockClassifier, BlockEmbedder, decode_block, shard_blocks
-from .sources import Shard
+from .sources import Shard, require
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class _ClassifyActor:
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Connect to the cluster at ``address`` (or start a local instance); ``True`` if this call
     started or joined it (and so should shut it down)."""
+    require("ray", "pyarrow", "fsspec")
     import ray
 
     if ray.is_initialized():

@@ -84,6 +84,16 @@ class Batch:
         return len(self.keys)
 
 
+def require(*modules: str) -> None:
+    """Fail in one line, with the command that installs them, when optional packages are missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"this needs {', '.join(missing)}, which are not installed: "
+                          "pip install 'coderclip[ray]'")
+
+
 # ---------------------------------------------------------------------------------- file systems
 def _fs(url: str):
     import fsspec
