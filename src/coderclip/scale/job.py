@@ -297,6 +297,8 @@ def summary(tracker: ShardTracker, prog: Progress, *, total: int, skipped: int, 
             "images": tracker.images, "unreadable": tracker.unreadable,
             "unreadable_examples": tracker.failures, "seconds": round(seconds, 3),
             "images_per_second": round(tracker.images / seconds, 2) if seconds > 0 else None,
+            # start-up (models loaded, tables shipped, first shard read) apart from the steady state
+            "first_result_seconds": round(prog.first_result, 3) if prog.first_result is not None else None,
             "unfinished_shards": sorted(tracker.state)}
 
 

@@ -14,8 +14,11 @@ class Progress:
         self.stream = stream or sys.stderr
         self.start = self.last = time.perf_counter()
         self.images = self.shards = 0
+        self.first_result: float | None = None   # seconds until the first rows came back
 
     def update(self, images: int = 0, shards: int = 0) -> None:
+        if self.first_result is None and (images or shards):
+            self.first_result = time.perf_counter() - self.start
         self.images += images
         self.shards += shards
         now = time.perf_counter()

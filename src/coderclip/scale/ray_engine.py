@@ -62,6 +62,22 @@ class _ClassifyActor:
         return self.scorer(block)
 
 
+def portable_classifier(classifier):
+    """What actors need of a fitted classifier: its scoring tables and settings, without the
+    model (each actor loads its own) and without the bank's text embeddings (the tables hold
+    what scoring needs), so that the object store holds one copy of the tables only."""
+    import dataclasses
+
+    portable = copy.copy(classifier)
+    portable.encoder = None
+    bank = classifier.bank_
+    empty = bank.entry_row[:0]
+    portable.bank_ = dataclasses.replace(bank, texts=[], embeddings=bank.embeddings[:0],
+                                         entry_row=empty, entry_class=empty, entry_type=empty,
+                                         entry_other=empty)
+    return portable
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Connect to the cluster at ``address`` (or start a local instance); ``True`` if this call
     started or joined it (and so should shut it down)."""
@@ -122,9 +138,7 @@ def ray_blocks(job, shards: Sequence[Shard], address: str | None = None, workers
     started = init_ray(address)
     try:
         gpus, device = _gpus(job.device, gpus_per_worker)
-        portable = copy.copy(job.classifier)
-        portable.encoder = None          # each actor loads its own model
-        classifier_ref = ray.put(portable)
+        classifier_ref = ray.put(portable_classifier(job.classifier))
         ds = _pipeline(shards, batch_size=job.batch_size, embed_dim=job.embed_dim,
                        preprocess=job.classifier.encoder.preprocess if job.images else None,
                        actor=_ClassifyActor, workers=workers, gpus_per_worker=gpus,
