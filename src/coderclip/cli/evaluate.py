@@ -7,8 +7,8 @@ import argparse
 import sys
 
 from . import example_formatter
-from ._common import (add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
-                      load_model, write_json)
+from ._common import (add_knowledge_args, add_methods_arg, add_model_args, add_rerank_args,
+                      load_knowledge_from_args, load_model, write_json)
 
 EXAMPLES = """\
 examples:
@@ -23,13 +23,15 @@ or a CSV file with the columns path,label. Labels are read only after all predic
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy of CLIP vs CODER on labelled images",
-                       description="Evaluate CLIP (name prompt), CLIP (template ensemble), CODER and "
-                                   "CODER + rerank on a labelled image set.",
+                       description="Evaluate CLIP (name prompt), CLIP (template ensemble), "
+                                   "WaffleCLIP, DCLIP, CuPL-style, CODER and CODER + rerank on a "
+                                   "labelled image set, from the same knowledge and text bank.",
                        epilog=EXAMPLES, formatter_class=example_formatter)
     p.add_argument("data", help="folder with one sub-folder per class, or a path,label CSV")
     add_model_args(p)
     add_knowledge_args(p)
     add_rerank_args(p)
+    add_methods_arg(p)
     p.add_argument("--report", default=None, help="write the JSON report here")
     g = p.add_argument_group("large datasets")
     g.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -51,19 +53,20 @@ def run(args: argparse.Namespace) -> int:
     if knowledge is None:
         knowledge = load_knowledge_from_args(args, class_names=dataset.class_names)
     encoder = load_model(args)
-    embed_images = None
+    encoded_batches = None
     if args.engine == "ray":
         import functools
 
-        from ..scale.ray_engine import ray_embed_images
+        from ..scale.ray_engine import ray_encoded_batches
 
-        embed_images = functools.partial(ray_embed_images, model=args.model, address=args.address,
-                                         workers=args.actors, device=args.device,
-                                         precision=args.precision)
+        encoded_batches = functools.partial(ray_encoded_batches, model=args.model,
+                                            address=args.address, workers=args.actors,
+                                            device=args.device, precision=args.precision)
     report = evaluate(encoder, knowledge, dataset, tau=args.tau, top_k=args.rerank_k,
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
                       show_progress_bar=sys.stderr.isatty(),
-                      knowledge_source=args.knowledge, embed_images=embed_images)
+                      knowledge_source=args.knowledge, methods=args.methods,
+                      encoded_batches=encoded_batches)
     print(format_summary(report))
     if args.report:
         write_json(report, args.report)

@@ -24,8 +24,8 @@ import torch
 
 from .._io import file_sha256
 from .._version import __version__
-from ..bank.textbank import TEXT_TYPES, TextBank
-from ..datasets import LOADERS
+from ..bank.textbank import TextBank
+from ..datasets import DATASETS, load as load_dataset
 from ..defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from ..encoders import load_encoder
 from ..errors import ConfigError, DatasetError
@@ -33,7 +33,8 @@ from ..feature_cache import encode_dataset
 from ..knowledge import Knowledge, load_knowledge
 from ..knowledge.packs import has_pack, pack_path
 from ..knowledge.templates import TEMPLATES_VERSION
-from .predict import DEFAULT_KS, DEFAULT_TAUS, predict_zero_shot
+from .guard import LabelGuard
+from .predict import DEFAULT_KS, DEFAULT_TAUS, bank_types, check_methods, predict_zero_shot
 from .provenance import provenance, weights_record
 from .run import predict_then_label
 
@@ -56,13 +57,6 @@ class BenchmarkDataset:
 
 
 # ---------------------------------------------------------------------------------- inputs
-def load_dataset(name: str, root: str, split: str = "test"):
-    """A standard dataset split through :data:`coderclip.datasets.LOADERS`."""
-    if name not in LOADERS:
-        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(LOADERS))}")
-    return LOADERS[name](root, split=split)
-
-
 def resolve_knowledge(source: str | None, dataset, pack_name: str | None = None):
     """(knowledge aligned to the dataset's classes, file it came from or None, description).
 
@@ -109,13 +103,16 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                   taus: Sequence[float] | None = None, ks: Sequence[int] | None = None,
                   seed: int = 0, device: str | None = None, precision: str | None = None,
                   batch_size: int = 64, num_workers: int | None = None, cache: bool = True,
-                  show_progress_bar: bool = False, encoders: dict | None = None) -> dict:
+                  show_progress_bar: bool = False, encoders: dict | None = None,
+                  methods: Sequence[str] | None = None) -> dict:
     """Evaluate every model on every dataset; returns the benchmark report (a JSON-able dict).
 
     ``tau_from`` / ``k_from``: ``None`` keeps ``tau`` / ``top_k`` as given; ``"val"`` chooses
     them on each dataset's validation split. ``encoders`` maps model specs to already loaded
-    encoders (used instead of loading them).
+    encoders (used instead of loading them). ``methods``: which methods to report (default
+    :data:`~coderclip.evaluation.predict.DEFAULT_METHODS`).
     """
+    methods = check_methods(methods)
     for name, value in (("tau_from", tau_from), ("k_from", k_from)):
         if value not in SELECTION_SOURCES:
             raise ConfigError(f"{name} must be None or 'val', got {value!r}")
@@ -152,7 +149,8 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
         model_records.append({"spec": model_spec, **weights})
         for spec, test, val, kn, kfile, ksource in prepared:
             log.info("benchmark: %s on %s", model_spec, spec.name)
-            bank = TextBank.build(kn, encoder, types=(*TEXT_TYPES,), cache=cache,
+            guard = LabelGuard(test)
+            bank = TextBank.build(kn, encoder, types=bank_types(methods), cache=cache,
                                   show_progress_bar=show_progress_bar)
             protocol = {"test_split": "test", "tau": float(tau), "tau_source": "fixed",
                         "top_k": int(top_k), "top_k_source": "fixed", "selection": None}
@@ -183,7 +181,8 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
             kept = np.asarray(enc.kept, dtype=np.int64)
             scores = predict_then_label(enc.embeddings, bank, kn.class_names,
                                         lambda: test.labels()[kept], tau=protocol["tau"],
-                                        top_k=protocol["top_k"], taus=run_taus, ks=ks)
+                                        top_k=protocol["top_k"], taus=run_taus, ks=ks, guard=guard,
+                                        methods=methods)
             run = {
                 "dataset": {**test.describe(), "domain": test.domain},
                 "model": model_spec,
@@ -196,7 +195,8 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
             }
             run.update(scores)
             run["provenance"] = provenance(encoder, kn, bank, kfile,
-                                           extra={"seed": seed, "weights": weights})
+                                           extra={"seed": seed, "weights": weights},
+                                           labels_read_after_predictions=guard.honest())
             runs.append(run)
 
     return {
@@ -209,7 +209,8 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
             "coderclip_version": __version__, "templates_version": TEMPLATES_VERSION,
             "torch_version": torch.__version__, "python": platform.python_version(),
             "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None, "seed": seed,
-            "labels_read_after_predictions": True,
+            "labels_read_after_predictions": bool(runs) and all(
+                r["provenance"]["labels_read_after_predictions"] for r in runs),
         },
         "models": model_records,
         "datasets": [{"name": t.name, "loader": s.name, "root": s.root, "knowledge": ks_,
@@ -223,8 +224,6 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
 
 
 def _split_description(name: str) -> str:
-    from ..datasets._layout import DATASETS
-
     info = DATASETS.get(name)
     return info.splits if info else "the dataset's val split"
 

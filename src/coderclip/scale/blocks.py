@@ -161,8 +161,9 @@ class BlockEmbedder:
     def embed(self, block: Block, rows: np.ndarray):
         import torch
 
-        if "embedding" in block:
-            return torch.from_numpy(np.ascontiguousarray(block["embedding"][rows]))
+        if "embedding" in block:   # precomputed: made unit length, as pipeline.embedding_batches does
+            x = torch.from_numpy(np.ascontiguousarray(block["embedding"][rows], dtype=np.float32))
+            return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
         if self.encoder is None:
             raise ConfigError("blocks of images need an image encoder")
         pixels = torch.from_numpy(np.ascontiguousarray(block["pixels"][rows]))
@@ -177,10 +178,10 @@ class BlockEmbedder:
 
 
 class BlockClassifier:
-    """Embed (when given pixels) and classify blocks: one model and one set of scoring tables.
+    """Embed (when given pixels) and classify blocks with :func:`coderclip.pipeline.top_k_batch`.
 
-    ``classifier``: a fitted :class:`~coderclip.CoderClassifier` (its encoder may be ``None``
-    when blocks hold embeddings). Output rows keep the bookkeeping columns and add ``top_index``
+    ``classifier``: a fitted :class:`~coderclip.CoderClassifier` (its tables and settings are
+    used; its encoder may be ``None`` when blocks hold embeddings). Output rows keep the bookkeeping columns and add ``top_index``
     ``[n, top]`` (best first; -1 for failed rows), ``top_scores`` ``[n, top]`` (probabilities)
     and, with ``with_vector``, ``coder_vector`` ``[n, V]``.
     """
@@ -192,14 +193,21 @@ class BlockClassifier:
         self.with_vector = with_vector
 
     def __call__(self, block: Block) -> Block:
+        import torch
+
+        from ..pipeline import top_k_batch
+
         book = {k: block[k] for k in BOOK_COLUMNS}
         n = len(block["key"])
         index = np.full((n, self.top), -1, dtype=np.int64)
         scores = np.full((n, self.top), np.nan, dtype=np.float32)
         vectors = None
+        clf = self.classifier
         for group in batch_groups(block, data_rows(block)):
             x = self.embedder.embed(block, group)
-            idx, prob = self.classifier.top_k(embeddings=x, k=self.top)
+            with torch.inference_mode():   # the one scoring path of every engine and command
+                idx, prob = top_k_batch(x, clf.tables_, k=self.top, method=clf.method,
+                                        rerank_k=clf.rerank_k, tau=clf.tau)
             index[group], scores[group] = idx, prob
             if self.with_vector:
                 v = self._vectors(x)
@@ -215,8 +223,8 @@ class BlockClassifier:
     def _vectors(self, x) -> np.ndarray:
         from ..scoring import coder_vectors
 
-        clf = self.classifier
-        return coder_vectors(clf._embeddings(None, x), clf.tables_).float().cpu().numpy()
+        tables = self.classifier.tables_
+        return coder_vectors(x.to(tables.group_sum.device), tables).float().cpu().numpy()
 
 
 def batch_groups(block: Block, rows: np.ndarray) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ConfigError
 from .blocks import BlockClassifier, data_rows, decode_block, shard_blocks
 from .progress import Progress
-from .sinks import OUTPUT_FORMATS, RowWriter, ShardFolder, prediction_table
+from .sinks import ParquetRows, ShardFolder, prediction_table
 from .sources import DEFAULT_SHARD_SIZE, Shard, list_shards, require
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ FAILURE_EXAMPLES = 20
 # ---------------------------------------------------------------------------------- tracking
 @dataclasses.dataclass
 class _ShardState:
-    writer: RowWriter | None = None
+    writer: ParquetRows | None = None
     final: int | None = None
     expected: dict[int, int] = dataclasses.field(default_factory=dict)
     received: int = 0
@@ -40,11 +40,11 @@ class ShardTracker:
 
     With a :class:`ShardFolder`, each shard gets its own file, committed and recorded in the
     manifest once all its batches have arrived; a bad shard's partial file is discarded. With
-    a single :class:`RowWriter`, rows are appended as they come.
+    one ``writer`` (:class:`ParquetRows` or :class:`TextRows`), rows are appended as they come.
     """
 
     def __init__(self, class_names: Sequence[str], with_vector: bool, progress: Progress,
-                 folder: ShardFolder | None = None, writer: RowWriter | None = None):
+                 folder: ShardFolder | None = None, writer=None):
         self.class_names, self.with_vector, self.progress = list(class_names), with_vector, progress
         self.folder, self.writer = folder, writer
         self.state: dict[str, _ShardState] = {}
@@ -152,44 +152,52 @@ class ClassifyJob:
                 "classes": len(clf.classes_)}
 
 
-def classify(inputs: Sequence[str], model: str, knowledge, output: str, *,
+def classify(inputs: Sequence[str], model: str, knowledge, output: str | None, *,
              input_format: str = "auto", output_format: str | None = None, engine: str = "local",
              method: str = "coder-rerank", rerank_k: int | None = None, tau: float | None = None,
              top: int = 5, batch_size: int = 64, shard_size: int = DEFAULT_SHARD_SIZE,
              with_vector: bool = False, device: str | None = None, precision: str | None = None,
              cache: bool = True, decode_threads: int | None = None, address: str | None = None,
-             workers: int = 1, progress: bool = True) -> dict:
+             workers: int = 1, overwrite: bool = False, progress: bool = True) -> dict:
     """Classify every record of ``inputs`` and write predictions to ``output``; returns a summary.
 
-    ``output`` ending in ``.parquet``, ``.csv`` or ``.jsonl`` is one file (``engine="local"``
-    only); anything else is a folder of one Parquet file per input shard with a manifest, which
-    a rerun of the same job resumes. ``engine="ray"`` runs on a Ray cluster (``address``, or a
-    local instance) with ``workers`` model actors.
+    ``output`` with a file suffix (``.parquet``, ``.csv``, ``.jsonl``, ``.json``), or ``None``
+    (standard output, text formats only), is one file written by this process
+    (``engine="local"``); anything else is a folder of one Parquet file per input shard with a
+    manifest, which a rerun of the same job resumes. ``engine="ray"`` runs on a Ray cluster
+    (``address``, or a local instance) with ``workers`` model actors.
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     require("pyarrow", "fsspec", *(("ray",) if engine == "ray" else ()))
+    if output is None:
+        single = output_format or "table"
+    elif output_format not in (None, "parquet"):
+        single = output_format
+    else:
+        single = _suffix_format(output)   # None: a folder
+    if single and engine == "ray":
+        raise ConfigError(f"the Ray engine writes a folder of Parquet shards; give -o a folder, "
+                          f"not {output or 'standard output'!r}")
+    if single == "parquet" and output is None:
+        raise ConfigError("Parquet output needs a file: give -o FILE.parquet (or -o FOLDER)")
     shards = list_shards(inputs, input_format, shard_size)
     fmt = shards[0].format if shards else input_format
     job = build_job(shards, model, knowledge, method=method, rerank_k=rerank_k, tau=tau, top=top,
                     batch_size=batch_size, with_vector=with_vector, device=device,
                     precision=precision, cache=cache, decode_threads=decode_threads)
-    single = output_format or _suffix_format(output)
-    if single and engine == "ray":
-        raise ConfigError(f"the Ray engine writes a folder of Parquet shards; give -o a folder, "
-                          f"not {output!r}")
     if single:
-        return run_to_file(job, output, single, progress=progress)
+        return run_to_file(job, output, single or "table", job.describe(inputs, fmt),
+                           overwrite=overwrite, progress=progress)
     folder = ShardFolder(output, job.describe(inputs, fmt))
     return run_to_folder(job, folder, engine=engine, address=address, workers=workers,
                          progress=progress)
 
 
 def _suffix_format(output: str) -> str | None:
-    for fmt in OUTPUT_FORMATS:
-        if str(output).lower().endswith(f".{fmt}"):
-            return fmt
-    return None
+    suffix = str(output).lower().rsplit(".", 1)[-1] if "." in str(output).rsplit("/", 1)[-1] else ""
+    return {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl", "json": "json",
+            "txt": "table"}.get(suffix)
 
 
 def build_job(shards: list[Shard], model: str, knowledge, *, method: str = "coder-rerank",
@@ -233,11 +241,50 @@ def local_blocks(job: ClassifyJob, shards: Iterable[Shard]) -> Iterable[dict]:
             yield scorer(block)
 
 
-def run_to_file(job: ClassifyJob, output: str, fmt: str, progress: bool = True) -> dict:
-    """Single process, one output file written batch by batch and renamed into place at the end."""
-    writer = RowWriter(str(output), fmt)
+class TextRows:
+    """:class:`coderclip.rows.RowWriter` (table, csv, jsonl, json; resumable) fed with prediction
+    tables; rows it already holds from an interrupted run are not written twice."""
+
+    def __init__(self, writer):
+        self.writer, self.rows = writer, 0
+
+    def write(self, table) -> None:
+        keys = table.column("key").to_pylist()
+        keep = [i for i, k in enumerate(keys) if not self.writer.done(k)]
+        if not keep:
+            return
+        labels = table.column("top_labels").to_pylist()
+        scores = table.column("top_scores").to_pylist()
+        self.writer.write([keys[i] for i in keep], np.array([labels[i] for i in keep], dtype=object),
+                          np.array([scores[i] for i in keep], dtype=np.float32))
+        self.rows += len(keep)
+
+    def close(self, schema=None) -> None:
+        self.writer.close(complete=True)
+
+    def abort(self) -> None:
+        self.writer.close(complete=False)
+
+
+def run_to_file(job: ClassifyJob, output: str | None, fmt: str, settings: dict, *,
+                overwrite: bool = False, progress: bool = True) -> dict:
+    """Single process, one output: Parquet (row group by row group, renamed into place at the
+    end) or a text format of :mod:`coderclip.rows` (resumable, standard output when ``None``)."""
+    if fmt == "parquet":
+        writer = ParquetRows(str(output))
+    else:
+        from ..rows import RowWriter
+
+        rows = RowWriter(output, fmt, settings, overwrite=overwrite,
+                         extra={"method": job.classifier.method})
+        writer = TextRows(rows)
     prog = Progress(len(job.shards), enabled=progress)
     tracker = ShardTracker(job.classifier.classes_, job.with_vector, prog, writer=writer)
+    if fmt != "parquet" and rows.complete:
+        print(f"{output} is already complete (same settings); pass --overwrite to redo it",
+              file=sys.stderr)
+        return summary(tracker, prog, total=len(job.shards), skipped=len(job.shards),
+                       engine="local", output=str(output))
     try:
         for block in local_blocks(job, job.shards):
             tracker.add(block)
@@ -246,7 +293,8 @@ def run_to_file(job: ClassifyJob, output: str, fmt: str, progress: bool = True) 
         raise
     writer.close(schema=tracker.schema or prediction_table(_empty_block(job), job.classifier.classes_,
                                                            job.with_vector).schema)
-    return summary(tracker, prog, total=len(job.shards), skipped=0, engine="local", output=str(output))
+    return summary(tracker, prog, total=len(job.shards), skipped=0, engine="local",
+                   output=str(output or "standard output"))
 
 
 def _empty_block(job: ClassifyJob) -> dict:

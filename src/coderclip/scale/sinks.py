@@ -1,7 +1,8 @@
-"""Where predictions go: one file written batch by batch (Parquet row groups, CSV or JSON lines),
-or a folder of one Parquet file per input shard with a manifest of finished shards, so that a
-killed job restarts where it stopped. Every file appears under its final name only when complete
-(written to a temporary name in the same folder, then renamed).
+"""Parquet predictions: one file written row group by row group, or a folder of one Parquet file
+per input shard with a manifest of finished shards, so that a killed job restarts where it
+stopped. Every file appears under its final name only when complete (written to a temporary name
+in the same folder, then renamed). Text formats (table, csv, jsonl, json) are
+:mod:`coderclip.rows`'s.
 
 Columns: ``key``, ``label`` (the top class), ``score`` (its probability), ``top_labels`` and
 ``top_scores`` (the top k, best first) and, on request, ``coder_vector``.
@@ -9,8 +10,6 @@ Columns: ``key``, ``label`` (the top class), ``score`` (its probability), ``top_
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import posixpath
@@ -23,7 +22,6 @@ import numpy as np
 from ..errors import ConfigError
 from .blocks import data_rows
 
-OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
 MANIFEST = "_manifest.jsonl"
 JOB_FILE = "_job.json"
 SUMMARY_FILE = "_summary.json"
@@ -80,77 +78,37 @@ class _AtomicFile:
             pass
 
 
-class _Stdout:
-    """Standard output in place of a file (csv and jsonl rows as they come)."""
+class ParquetRows:
+    """Appends prediction tables to one Parquet file (a row group per table); :meth:`close` puts
+    it in place, :meth:`abort` removes it. Memory stays that of one table."""
 
-    def __init__(self):
-        import sys
-
-        self.f = self
-        self._out = sys.stdout
-
-    def write(self, data: bytes) -> None:
-        self._out.write(data.decode("utf-8"))
-        self._out.flush()
-
-    def commit(self) -> None:
-        pass
-
-    abort = commit
-
-
-class RowWriter:
-    """Appends prediction tables to one file of ``fmt`` (parquet, csv, jsonl); :meth:`close`
-    puts it in place, :meth:`abort` removes it. Memory stays that of one table."""
-
-    def __init__(self, url: str, fmt: str = "parquet"):
-        if fmt not in OUTPUT_FORMATS:
-            raise ConfigError(f"unknown output format {fmt!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
-        if url == "-" and fmt == "parquet":
-            raise ConfigError("Parquet output needs a file: give -o FILE.parquet")
-        self.url, self.fmt, self.rows = url, fmt, 0
-        self._file = _Stdout() if url == "-" else _AtomicFile(url)
-        self._parquet = None
-        self._csv_header = False
+    def __init__(self, url: str):
+        self.url, self.rows = url, 0
+        self._file = _AtomicFile(url)
+        self._writer = None
 
     def write(self, table) -> None:
-        if self.fmt == "parquet":
-            import pyarrow.parquet as pq
+        import pyarrow.parquet as pq
 
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self._file.f, table.schema)
-            if table.num_rows:
-                self._parquet.write_table(table)
-        elif table.num_rows:
-            self._file.f.write(self._text(table).encode("utf-8"))
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._file.f, table.schema)
+        if table.num_rows:
+            self._writer.write_table(table)
         self.rows += table.num_rows
 
-    def _text(self, table) -> str:
-        rows = table.to_pylist()
-        if self.fmt == "jsonl":
-            return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        if not self._csv_header:
-            w.writerow(table.column_names)
-            self._csv_header = True
-        for r in rows:   # list columns as JSON arrays: unambiguous whatever the class names hold
-            w.writerow([json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v for v in r.values()])
-        return buf.getvalue()
-
     def close(self, schema=None) -> None:
-        if self.fmt == "parquet" and self._parquet is None and schema is not None:
+        if self._writer is None and schema is not None:
             import pyarrow.parquet as pq
 
-            self._parquet = pq.ParquetWriter(self._file.f, schema)   # an empty file still has columns
-        if self._parquet is not None:
-            self._parquet.close()
+            self._writer = pq.ParquetWriter(self._file.f, schema)   # an empty file still has columns
+        if self._writer is not None:
+            self._writer.close()
         self._file.commit()
 
     def abort(self) -> None:
-        if self._parquet is not None:
+        if self._writer is not None:
             try:
-                self._parquet.close()
+                self._writer.close()
             except Exception:
                 pass
         self._file.abort()
@@ -214,8 +172,8 @@ class ShardFolder:
                     out[entry["shard"]] = entry
         return out
 
-    def open(self, shard: str) -> RowWriter:
-        return RowWriter(self.shard_url(shard), "parquet")
+    def open(self, shard: str) -> ParquetRows:
+        return ParquetRows(self.shard_url(shard))
 
     def record(self, entry: dict) -> None:
         line = json.dumps(entry, ensure_ascii=False) + "\n"
