@@ -70,22 +70,30 @@ def test_embeddings_parquet_and_csv_manifest_inputs(capsys, tmp_path, open_clip_
     from coderclip import CoderClassifier
 
     emb = embeddings_folder(tmp_path / "emb", sizes=[5, 4], dim=open_clip_encoder.embed_dim)
-    out = tmp_path / "e.jsonl"
+    out = tmp_path / "e.parquet"
     code, _, err = cli(capsys, "classify", emb, "-m", open_clip_spec, "-k", kfile, "-o", out,
                        "--coder-vector")
     assert code == 0, err
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = read(out).to_pylist()
     assert [r["key"] for r in rows[:2]] == ["/data/0/0.jpg", "/data/0/1.jpg"] and len(rows) == 9
     clf = CoderClassifier(open_clip_encoder, small_knowledge).fit()
     x = np.concatenate([np.load(emb / "img_emb" / f"img_emb_{n}.npy").astype(np.float32) for n in (0, 1)])
     assert [r["label"] for r in rows] == clf.predict(embeddings=x).tolist()
     assert len(rows[0]["coder_vector"]) == clf.tables_.general_rows.numel()
+    # the text formats are coderclip.rows's, whatever the input
+    code, _, err = cli(capsys, "classify", emb, "-m", open_clip_spec, "-k", kfile, "-o",
+                       tmp_path / "e.jsonl")
+    assert code == 0, err
+    lines = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert [r["image"] for r in lines] == [r["key"] for r in rows]
+    assert [r["predictions"][0]["class"] for r in lines] == [r["label"] for r in rows]
     # Parquet with image bytes, and a path,label manifest
     pq_file = write_parquet_images(tmp_path / "00000.parquet", [f"k{i}" for i in range(4)])
     code, _, err = cli(capsys, "classify", pq_file, "-m", open_clip_spec, "-k", kfile, "-o",
-                       tmp_path / "p.csv")
+                       tmp_path / "p.csv", "--format", "csv")
     assert code == 0, err
-    assert (tmp_path / "p.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
+    text = (tmp_path / "p.csv").read_text().splitlines()
+    assert text[0] == "image,rank,class,probability" and text[1].startswith("k0,1,")
     from PIL import Image
 
     for i in range(3):

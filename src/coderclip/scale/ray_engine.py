@@ -163,28 +163,31 @@ class _EmbedActor:
         return self.embedder(block)
 
 
-def ray_embed_images(encoder, paths: Sequence, *, model: str, batch_size: int = 64,
-                     address: str | None = None, workers: int = 1, device: str | None = None,
-                     precision: str | None = None, shard_size: int = 4096, progress: bool = True,
-                     **_ignored):
-    """Embed image files on Ray: :func:`coderclip.images.encode_image_files`'s result, computed
-    by an actor pool (same batches, so the same embeddings on CPU fp32).
+def ray_encoded_batches(encoder, paths: Sequence, batch_size: int = 64, num_workers: int | None = None,
+                        show_progress_bar: bool = False, *, model: str, address: str | None = None,
+                        workers: int = 1, device: str | None = None, precision: str | None = None,
+                        shard_size: int = 4096) -> Iterator[tuple[list[int], object, list[tuple[str, str]]]]:
+    """:func:`coderclip.images.iter_encoded_batches` computed by a Ray actor pool: yields, in
+    order, ``(indices into paths, unit embeddings [n, D], (path, reason) of unreadable files)``
+    for the same batches (so the same embeddings on CPU fp32).
 
     ``encoder`` (loaded on the driver) gives the preprocessing; every actor loads ``model``.
+    Batches that come back early wait in a small reorder buffer until their turn.
     """
     import numpy as np
     import ray
     import torch
 
-    from ..images import EncodedImages
     from .progress import Progress
     from .sources import path_shards
 
     shard_size = max(batch_size, shard_size // batch_size * batch_size)   # batches as one list's
     shards = path_shards(paths, shard_size)
     order = {s.name: i for i, s in enumerate(shards)}
-    parts: dict[tuple[int, int], dict] = {}
-    prog = Progress(len(shards), enabled=progress)
+    sizes = [min(batch_size, len(paths) - start) for start in range(0, len(paths), batch_size)]
+    pending: dict[int, dict] = {}
+    turn = 0
+    prog = Progress(len(shards), enabled=show_progress_bar)
     started = init_ray(address)
     try:
         gpus, dev = _gpus(device, None)
@@ -196,20 +199,22 @@ def ray_embed_images(encoder, paths: Sequence, *, model: str, batch_size: int = 
             data = block["seq"] >= 0
             for shard, seq in dict.fromkeys(zip(block["shard"][data].tolist(), block["seq"][data].tolist())):
                 rows = np.flatnonzero((block["shard"] == shard) & (block["seq"] == seq))
-                part = parts.setdefault((order[shard], seq), {"embedding": [], "error": []})
+                number = order[shard] * (shard_size // batch_size) + int(seq)   # global batch number
+                part = pending.setdefault(number, {"embedding": [], "error": []})
                 part["embedding"].append(block["embedding"][rows])
                 part["error"].extend(block["error"][rows].tolist())
-                prog.update(images=len(rows))
+            while turn < len(sizes) and turn in pending and len(pending[turn]["error"]) == sizes[turn]:
+                part = pending.pop(turn)
+                first = turn * batch_size
+                ok = np.array([e == "" for e in part["error"]], dtype=bool)
+                emb = torch.from_numpy(np.concatenate(part["embedding"])[ok]).to(encoder.device)
+                failures = [(str(paths[first + int(i)]), part["error"][i]) for i in np.flatnonzero(~ok)]
+                prog.update(images=len(ok), shards=int((turn + 1) * batch_size % shard_size == 0
+                                                       or turn + 1 == len(sizes)))
+                yield [first + int(i) for i in np.flatnonzero(ok)], emb, failures
+                turn += 1
     finally:
         if started:
             ray.shutdown()
-    chunks, kept, failures = [], [], []
-    for (shard, seq), part in sorted(parts.items()):
-        first = shard * shard_size + seq * batch_size
-        emb = np.concatenate(part["embedding"])
-        ok = np.array([e == "" for e in part["error"]], dtype=bool)
-        chunks.append(torch.from_numpy(emb[ok]))
-        kept.extend(first + int(i) for i in np.flatnonzero(ok))
-        failures.extend((str(paths[first + int(i)]), part["error"][i]) for i in np.flatnonzero(~ok))
-    emb = torch.cat(chunks) if chunks else torch.empty(0, encoder.embed_dim)
-    return EncodedImages(embeddings=emb.to(encoder.device), kept=kept, failures=failures)
+    if turn != len(sizes):
+        raise ConfigError(f"the Ray job returned {turn} of {len(sizes)} batches of images")
