@@ -96,6 +96,12 @@ def main() -> None:
 
     t = measure(lambda: list(shard_blocks(shard, args.batch_size)), args.repeats)
     record("read (WebDataset tar → bytes)", t.median / n, f"{(tmp / '00000.tar').stat().st_size / n / 1024:.0f} KiB per record")
+    from bench_ray import write_embeddings
+
+    m = 20 * args.score_batch
+    (emb_shard,) = list_shards([str(write_embeddings(tmp / "emb", m, 1, 512))])
+    t = measure(lambda: list(shard_blocks(emb_shard, args.score_batch, 512)), args.repeats)
+    record("read (clip-retrieval .npy float16 + metadata keys)", t.median / m, "512-d, 1 KiB per embedding")
     models = {"tiny (32 px, 2 layers)": TINY, "ViT-B-32": open_clip.get_model_config("ViT-B-32")}
     from coderclip.encoders import load_encoder
 
@@ -137,7 +143,9 @@ def main() -> None:
                 w.close()
 
             t = measure(write, args.repeats)
-            record("write rows (Parquet, top 5)", t.median / len(x), "key, label, score, top 5 labels and scores")
+            size = (tmp / "rows.parquet").stat().st_size / len(x)
+            record("write rows (Parquet, top 5)", t.median / len(x),
+                   f"key, label, score, top 5 labels and scores: {size:.0f} bytes per row")
         del job, scorer, blocks, out
     print_table(f"per-image cost of each stage ({torch.get_num_threads()} torch thread(s), median of "
                 f"{args.repeats})", ["stage", "per image", "images/s", "note"], rows)
