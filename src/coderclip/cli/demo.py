@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import example_formatter
+from ._common import positive_int, unit_interval
 
 EXAMPLES = """\
 examples:
@@ -32,13 +33,13 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="coderclip-demo", help="folder for report.json and chart.png "
                                                            "(default ./coderclip-demo)")
     p.add_argument("--weights", default=None, help="image tower weights (default: the shipped ones)")
-    p.add_argument("--per-class", type=int, default=None,
+    p.add_argument("--per-class", type=positive_int, default=None,
                    help="test images per class (default 50, the recorded setting)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
-    p.add_argument("--rerank-k", type=int, default=None,
+    p.add_argument("--rerank-k", type=positive_int, default=None,
                    help="candidates the one-vs-one rerank considers (default: chosen on validation "
                         f"images; the library default is {DEFAULT_TOP_K})")
-    p.add_argument("--tau", type=float, default=None,
+    p.add_argument("--tau", type=unit_interval, default=None,
                    help="rerank samples whose p(top1) - p(top2) < tau (default: chosen on "
                         f"validation images; the library default is {DEFAULT_TAU})")
     p.add_argument("--seeds", default=None,
@@ -58,10 +59,6 @@ def run(args: argparse.Namespace) -> int:
     per_class = args.per_class if args.per_class is not None else tc.TEST_IMAGES_PER_CLASS
     if per_class < 1:
         raise ConfigError(f"--per-class must be at least 1, got {per_class}")
-    if args.tau is not None and not 0.0 <= args.tau <= 1.0:
-        raise ConfigError(f"--tau must be within [0, 1], got {args.tau}")
-    if args.rerank_k is not None and args.rerank_k < 1:
-        raise ConfigError(f"--rerank-k must be at least 1, got {args.rerank_k}")
     seeds = tc.TEST_SEEDS
     if args.seeds is not None:
         try:
@@ -70,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
         if not seeds:
             raise ConfigError("--seeds must name at least one seed")
+    from ..outputs import check_output_dir
+
+    check_output_dir(args.out, "--out")
     log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
     report = run_demo(args.out, weights=args.weights, per_class=per_class, device=args.device,
                       tau=args.tau, top_k=args.rerank_k, cache=not args.no_cache, log=log, seeds=seeds)

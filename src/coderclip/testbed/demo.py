@@ -74,6 +74,8 @@ def run_demo(out_dir: str | os.PathLike | None = "coderclip-demo", weights: str 
     import torch
 
     from ..bank.textbank import TEXT_TYPES, TextBank
+    from ..datasets import Labels
+    from ..evaluation.guard import LabelGuard
     from ..evaluation.provenance import provenance
     from ..evaluation.run import REPORT_FORMAT, REPORT_VERSION, predict_then_label
     from ..knowledge import load_knowledge
@@ -111,12 +113,15 @@ def run_demo(out_dir: str | os.PathLike | None = "coderclip-demo", weights: str 
             feats[seed] = encode_set(encoder, seed, per_class, tc.STREAM_TEST, workers)
     t = lap("render_and_encode", t)
     protocol = choose_tau_k(*feats["val"], bank, tau, top_k) if need_val else choose_tau_k(None, None, bank, tau, top_k)
-    per_seed = []
+    per_seed, honest = [], []
     for seed in seeds:
-        x, labels = feats[seed]
+        x, raw_labels = feats[seed]
+        labels = Labels(raw_labels)
+        guard = LabelGuard(labels)
         with torch.inference_mode():
-            r = predict_then_label(x, bank, knowledge.class_names, lambda: labels, tau=protocol["tau"],
-                                   top_k=protocol["top_k"])
+            r = predict_then_label(x, bank, knowledge.class_names, labels.labels, tau=protocol["tau"],
+                                   top_k=protocol["top_k"], guard=guard)
+        honest.append(guard.honest())
         per_seed.append({"seed": int(seed), **r})
     t = lap("score", t)
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
@@ -129,7 +134,8 @@ def run_demo(out_dir: str | os.PathLike | None = "coderclip-demo", weights: str 
     report.update(aggregate(per_seed))
     timings["total"] = round(time.time() - t0, 2)
     report["provenance"] = provenance(encoder, knowledge, bank, knowledge_source=knowledge_source,
-                                      extra={"seconds": timings})
+                                      extra={"seconds": timings},
+                                      labels_read_after_predictions=all(honest))
     report["provenance"]["seeds"] = [int(s) for s in seeds]
     if out_dir is not None:
         out = Path(out_dir)
