@@ -290,3 +290,23 @@ def recorded_accuracies(path: str | os.PathLike = RECORD) -> dict[str, float] | 
     if not p.is_file():
         return None
     return json.loads(p.read_text()).get("test_accuracy", {}).get("top1")
+
+
+def markdown_tables(report: dict) -> dict[str, str]:
+    """The demo's tables in Markdown (methods with mean ± std, ablation, per seed, per class), as
+    quoted in README.md and docs/testbed.md."""
+    methods = report["methods"]
+    rows = ["| method | top-1 % | top-5 % |", "|---|---:|---:|"]
+    rows += [f"| {v['label']} | {v['top1']:.2f} ± {v['top1_std']:.2f} | {v['top5']:.2f} ± {v['top5_std']:.2f} |"
+             for v in methods.values()]
+    abl = report["ablation"]
+    ladder = ["| ablation | " + " | ".join(abl) + " |", "|---|" + "---:|" * len(abl),
+              "| top-1 % | " + " | ".join(f"{v:.2f} ± {report['ablation_std'][k]:.2f}" for k, v in abl.items()) + " |"]
+    seeds = ["| seed | " + " | ".join(v["label"] for v in methods.values()) + " |", "|---|" + "---:|" * len(methods)]
+    seeds += [f"| {r['seed']} | " + " | ".join(f"{r['top1'][m]:.2f}" for m in methods) + " |"
+              for r in report["per_seed"]]
+    pc = ["| class | CLIP | CuPL-style | CODER | CODER + rerank |", "|---|---:|---:|---:|---:|"]
+    pc += [f"| {p['class']} | {p['clip']:.0f} | {p['cupl']:.0f} | {p['coder']:.0f} | {p['coder-rerank']:.0f} |"
+           for p in report["per_class"]]
+    return {"methods": "\n".join(rows), "ablation": "\n".join(ladder), "per_seed": "\n".join(seeds),
+            "per_class": "\n".join(pc)}
