@@ -66,9 +66,7 @@ class CoderClassifier:
         if int(self.rerank_k) < 1:
             raise ConfigError(f"rerank_k must be at least 1, got {self.rerank_k}")
         kn = self.knowledge if isinstance(self.knowledge, Knowledge) else load_knowledge(self.knowledge)
-        types = tuple(self.types) if self.types is not None else METHODS[self.method]
-        if self.method == "coder-rerank" and "contrast" not in types:
-            types = (*types, "contrast")
+        types = self._types()
         self.knowledge_ = kn
         self.classes_ = np.array(kn.class_names, dtype=object)
         self.bank_ = TextBank.build(kn, self.encoder, types=types, cache=self.cache,
@@ -78,6 +76,13 @@ class CoderClassifier:
         self.tables_ = CoderTables.from_bank(self.bank_, types=types, device=self.encoder.device,
                                              dtype=dtype)
         return self
+
+    def _types(self) -> tuple[str, ...]:
+        """The text types this classifier's bank holds."""
+        types = tuple(self.types) if self.types is not None else METHODS[self.method]
+        if self.method == "coder-rerank" and "contrast" not in types:
+            types = (*types, "contrast")
+        return types
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "tables_"):
@@ -154,6 +159,46 @@ class CoderClassifier:
         if rr is not None:
             idx = move_to_front(rr.prediction, idx)
         return idx.cpu().numpy(), torch.gather(p, 1, idx).cpu().numpy()
+
+    def explain(self, images: ImagesLike | None = None, *, embeddings=None, k: int = 5) -> list[dict]:
+        """Why each image got its class, one dict per image.
+
+        ``label``: the final class; ``stage1_label``: the class before the rerank; ``reranked``:
+        whether the image was below the confidence gap; ``explanation``: the ``k`` texts that
+        contributed most to the winning class's stage-1 score (text, type, class, similarity,
+        contribution in score units) and, when the rerank changed the answer, the ``k`` contrast
+        texts that contributed most to its rerank score (with ``versus``: the rival class).
+        """
+        from .explain import SCORERS, ExplainIndex, class_text_shares, contrast_text_shares, shares_to_dicts
+
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        x = self._embeddings(images, embeddings)
+        if not hasattr(self, "explain_index_"):
+            self.explain_index_ = ExplainIndex.from_bank(self.bank_, SCORERS[self.method],
+                                                         types=self._types())
+        names, texts = list(self.classes_), self.bank_.texts
+        out: list[dict] = []
+        for start in range(0, x.shape[0], self.batch_size):   # bounded memory per batch
+            xb = x[start:start + self.batch_size]
+            s = self._scores(xb)
+            rr = self._rerank(xb, s)
+            stage1 = s.argmax(dim=1)
+            winner = rr.prediction if rr is not None else stage1
+            rows = shares_to_dicts(class_text_shares(xb, winner, self.explain_index_, k), texts, names)
+            changed = (winner != stage1).cpu()
+            if rr is not None and changed.any():
+                sel = changed.nonzero().squeeze(1)
+                extra = shares_to_dicts(contrast_text_shares(
+                    xb[sel.to(xb.device)], winner[sel.to(winner.device)],
+                    rr.candidates[sel.to(rr.candidates.device)], self.explain_index_, k), texts, names)
+                for i, e in zip(sel.tolist(), extra):
+                    rows[i] = rows[i] + e
+            reranked = rr.reranked.cpu().tolist() if rr is not None else [False] * len(rows)
+            for w, s1, r, expl in zip(winner.tolist(), stage1.tolist(), reranked, rows):
+                out.append({"label": names[w], "stage1_label": names[s1], "reranked": bool(r),
+                            "explanation": expl})
+        return out
 
     def score(self, images: ImagesLike | None = None, y=None, *, embeddings=None) -> float:
         """Top-1 accuracy against ``y`` (class names or indices)."""

@@ -17,6 +17,7 @@ examples:
   coderclip classify a.jpg b.png --model hf:/models/clip-vit-base-patch32 --classes classes.txt
   coderclip classify photos/ -m open_clip:ViT-B-32:openai -k my_knowledge.json --format csv -o out.csv
   coderclip classify --features feats.safetensors -m open_clip:ViT-B-32:openai -k pets.json
+  coderclip classify photo.jpg -m testbed -k testbed --explain      # which texts decided
 """
 
 
@@ -34,6 +35,9 @@ def add_parser(sub) -> None:
                    choices=["coder-rerank", "coder", "clip", "clip-ensemble"])
     add_rerank_args(p)
     p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
+    p.add_argument("--explain", action="store_true",
+                   help="show the texts that contributed most to each answer (JSON: an "
+                        "'explanation' list per image; with --top entries)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
     p.set_defaults(func=run)
@@ -71,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     rows = [{"image": n, "predictions": [{"class": str(clf.classes_[c]), "probability": float(p)}
                                           for c, p in zip(ci, pi)]}
             for n, ci, pi in zip(names, idx, prob)]
+    if args.explain and rows:
+        for r, e in zip(rows, clf.explain(embeddings=x, k=args.top)):
+            r["explanation"] = e["explanation"]
     _emit(rows, args)
     if failures:
         print(f"coderclip classify: skipped {len(failures)} unreadable image(s):", file=sys.stderr)
@@ -95,6 +102,11 @@ def _emit(rows, args) -> None:
             buf.write(f"{r['image']}\n")
             for rank, p in enumerate(r["predictions"], 1):
                 buf.write(f"  {rank}. {p['class']:<40} {p['probability']:7.2%}\n")
+            if "explanation" in r:
+                buf.write("  because:\n")
+                for e in r["explanation"]:
+                    vs = f" (vs {e['versus']})" if "versus" in e else ""
+                    buf.write(f"    {e['contribution']:+8.3f}  {e['type']:<9} {e['text']}{vs}\n")
     if args.output:
         from pathlib import Path
 
