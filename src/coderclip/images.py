@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -18,10 +19,20 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Read an image file fully and return it as RGB; raises :class:`ImageReadError` naming the file."""
+def load_image(path: str | os.PathLike | BinaryIO, *, name: str | None = None,
+               max_pixels: int | None = None) -> Image.Image:
+    """Read an image file (or an open binary stream) fully and return it as RGB; raises
+    :class:`ImageReadError` naming the file (or ``name``).
+
+    ``max_pixels``: refuse images with more pixels before decoding them (the header's size is read
+    first), which stops decompression bombs that are small on disk.
+    """
+    label = name if name is not None else path
     try:
         with Image.open(path) as im:
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise ImageReadError(f"{label}: image is {im.width}x{im.height} pixels, more than "
+                                     f"the limit of {max_pixels:,} pixels; send a smaller image")
             im.load()  # decode now: truncated files fail here, not later in a worker
             if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
                 background = Image.new("RGB", im.size, (255, 255, 255))
@@ -29,11 +40,13 @@ def load_image(path: str | os.PathLike) -> Image.Image:
                 return background
             return im.convert("RGB")
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
+        raise ImageReadError(f"{label}: no such file") from None
     except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not an image file PIL can read") from None
+        raise ImageReadError(f"{label}: not an image file PIL can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageReadError(f"{path}: cannot decode image ({e})") from None
+        if isinstance(e, ImageReadError):
+            raise
+        raise ImageReadError(f"{label}: cannot decode image ({e})") from None
 
 
 def find_images(inputs: Iterable[str | os.PathLike], recursive: bool = True) -> list[Path]:
