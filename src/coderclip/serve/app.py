@@ -52,7 +52,8 @@ class ApiError(Exception):
 # ---------------------------------------------------------------------- schema (OpenAPI)
 class ClassifyJSON(BaseModel):
     images: list[str] = Field(description="images as base64 strings (file bytes, any format PIL reads)")
-    top_k: int = Field(5, description="classes returned per image")
+    top_k: int | None = Field(None, description="classes returned per image (default 5, or every "
+                                                "class when there are fewer)")
     method: str | None = Field(None, description="coder-rerank, coder, clip or clip-ensemble")
     explain: bool = Field(False, description="add the texts that decided each answer")
     names: list[str] | None = Field(None, description="optional names echoed back per image")
@@ -268,14 +269,15 @@ def create_app(service: ClassifierService, api_key: str | None = None, max_batch
                 "served_requests": batcher.served, "rejected_requests": batcher.rejected,
                 "queued_images": batcher.queued}
 
-    @app.post("/v1/classify", response_model=ClassifyResponse, openapi_extra=_CLASSIFY_BODY,
+    @app.post("/v1/classify", response_model=ClassifyResponse, response_model_exclude_none=True,
+              openapi_extra=_CLASSIFY_BODY,
               responses=_ERRORS, summary="classify one or more images")
     async def classify(request: Request) -> dict[str, Any]:
         check_key(request)
         request.scope.setdefault("state", {})["request_id"] = uuid.uuid4().hex[:12]
         blobs, names, opts = await _read_request(request, service)
         try:
-            method = service.check_options(opts["method"], opts["top_k"], opts["explain"])
+            method, opts["top_k"] = service.check_options(opts["method"], opts["top_k"], opts["explain"])
         except ConfigError as e:
             raise ApiError(400, str(e)) from None
         try:
@@ -333,11 +335,13 @@ async def _read_request(request: Request, service: ClassifierService
             form = await request.form(max_files=limit, max_fields=16,
                                       max_part_size=service.limits.max_body_bytes)
         except Exception as e:  # noqa: BLE001 - python-multipart / starlette parse errors
-            raise ApiError(400, f"cannot read the multipart form: {getattr(e, 'detail', e)}") from None
+            detail = str(getattr(e, "detail", e))
+            raise ApiError(413 if detail.startswith("Too many") else 400,
+                           f"cannot read the multipart form: {detail}") from None
         files = [v for k, v in form.multi_items() if not isinstance(v, str)]
         blobs = [await f.read() for f in files]
         names = [f.filename or f"image {i}" for i, f in enumerate(files)]
-        opts = {"top_k": _as_int(form.get("top_k", 5), "top_k"), "method": form.get("method") or None,
+        opts = {"top_k": _as_int(form.get("top_k"), "top_k"), "method": form.get("method") or None,
                 "explain": _as_bool(form.get("explain", False))}
     elif ctype == "application/json":
         try:

@@ -49,18 +49,21 @@ class ClassifierService:
         self.knowledge_digest = first.bank_.knowledge_digest
 
     # ------------------------------------------------------------------ requests
-    def check_options(self, method: str | None, top_k: int, explain: bool) -> str:
-        """The method to use; raises :class:`ConfigError` naming a bad option."""
+    def check_options(self, method: str | None, top_k: int | None, explain: bool) -> tuple[str, int]:
+        """The method and top_k to use (defaults filled in); raises :class:`ConfigError` naming a
+        bad option."""
         method = method or self.default_method
         if method not in self.classifiers:
             raise ConfigError(f"unknown method {method!r}; this server offers "
                               f"{', '.join(self.classifiers)}")
         most = min(self.limits.max_top_k, len(self.classes))
+        if top_k is None:
+            top_k = min(5, most)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= most:
             raise ConfigError(f"top_k must be an integer from 1 to {most}, got {top_k!r}")
         if not isinstance(explain, bool):
             raise ConfigError(f"explain must be true or false, got {explain!r}")
-        return method
+        return method, top_k
 
     def decode(self, data: bytes, name: str) -> torch.Tensor:
         """Image bytes -> the encoder's preprocessed tensor ``[3, H, W]``; :class:`ImageReadError`

@@ -1,0 +1,101 @@
+"""Fixtures for the service tests: an in-process app on the tiny open_clip model, and a real
+server process on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def citrus():
+    from coderclip.knowledge import ClassKnowledge, Knowledge
+
+    return Knowledge([
+        ClassKnowledge("lime", synonyms=["key lime"], attributes=["green peel", "small round shape"],
+                       analogous=["tennis ball"], contrasts={"lemon": ["dark green skin"]}),
+        ClassKnowledge("lemon", attributes=["yellow peel", "oval shape", "pointed ends"],
+                       analogous=["grapefruit", "yellow egg"],
+                       contrasts={"lime": ["bright yellow skin", "pointed tips"]}),
+        ClassKnowledge("orange", synonyms=["sweet orange"], attributes=["orange peel"],
+                       analogous=["tangerine"]),
+    ], domain="food", name="citrus")
+
+
+@pytest.fixture(scope="module")
+def service(open_clip_encoder):
+    """The tiny open_clip model with every method's text bank (no on-disk cache)."""
+    from coderclip.serve.service import ClassifierService, Limits
+
+    return ClassifierService(open_clip_encoder, citrus(), cache=False,
+                             limits=Limits(max_body_bytes=200_000, max_images=4, max_pixels=1_000_000))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``coderclip serve`` in a real subprocess; ready once /healthz answers."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop(); a pipe could fill
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "coderclip", "serve", *args, "--port", str(self.port)],
+            env=full_env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited ({self.proc.returncode}):\n{self.output()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)   # polling interval, not synchronisation: readiness is /healthz
+        raise AssertionError(f"server not ready after {timeout} s")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        out = self.output()
+        self.log.close()
+        return out
+
+
+@pytest.fixture(scope="module")
+def testbed_server():
+    """``coderclip serve -m testbed -k testbed`` on a free port."""
+    server = ServerProcess(["-m", "testbed", "-k", "testbed"])
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
