@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from coderclip.datasets import ImageDataset, from_folder
-from coderclip.evaluation import (ABLATION, METHOD_LABELS, ZeroShotPredictions, evaluate,
-                                  predict_zero_shot, score_zero_shot)
-from coderclip.textbank import TEXT_TYPES, TextBank
+from coderclip.evaluation.predict import ABLATION, METHOD_LABELS, ZeroShotPredictions, predict_zero_shot
+from coderclip.evaluation.run import evaluate
+from coderclip.evaluation.metrics import score_zero_shot
+from coderclip.bank.textbank import TEXT_TYPES, TextBank
 
 from .helpers import HashEncoder, random_knowledge
 
@@ -37,7 +38,7 @@ def make_folder_dataset(root, classes, per_class=3, seed=0):
 
 
 def test_labels_are_read_only_after_all_predictions(tmp_path, open_clip_encoder, small_knowledge, monkeypatch):
-    import coderclip.evaluation as ev
+    import coderclip.evaluation.run as ev
 
     root = make_folder_dataset(tmp_path / "data", ["lime", "lemon", "orange"])
     base = from_folder(root)

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from coderclip import packs
-from coderclip.knowledge import load_knowledge, normalize_name
+from coderclip.knowledge import packs
+from coderclip.knowledge import load_knowledge
+from coderclip.names import normalize_name
 
 PACKS = packs.available_packs()
 
@@ -72,3 +73,11 @@ def test_pack_item_quality(name):
             if normalize_name(c.name) not in {normalize_name(o) for o in back}:
                 problems.append(f"{c.name} vs {other}: contrast missing in the other direction")
     assert not problems, f"{len(problems)} problems, first ones:\n" + "\n".join(problems[:40])
+
+
+@pytest.mark.parametrize("name", PACKS)
+def test_pack_contrasts_describe_their_own_class(name):
+    from coderclip.knowledge.lint import lint_contrasts
+
+    findings = lint_contrasts(load_knowledge(name))
+    assert not findings, "\n".join(str(f) for f in findings[:20])

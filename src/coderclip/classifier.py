@@ -16,7 +16,7 @@ from .images import load_image
 from .knowledge import Knowledge, load_knowledge
 from .scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, RerankResult, clip_scores,
                       heuristic_scores, move_to_front, rerank_top_k)
-from .textbank import CODER_TYPES, TextBank
+from .bank.textbank import CODER_TYPES, TextBank
 
 #: method name -> text types its text bank needs
 METHODS: dict[str, tuple[str, ...]] = {

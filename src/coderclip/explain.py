@@ -22,7 +22,7 @@ import dataclasses
 import torch
 
 from .errors import ConfigError
-from .textbank import TEXT_TYPES, TextBank
+from .bank.textbank import TEXT_TYPES, TextBank
 
 _T = {t: i for i, t in enumerate(TEXT_TYPES)}
 #: how stage-1 scores are formed, by classifier method

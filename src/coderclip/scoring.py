@@ -15,7 +15,7 @@ import torch
 
 from .defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from .errors import ConfigError
-from .textbank import TEXT_TYPES, TextBank
+from .bank.textbank import TEXT_TYPES, TextBank
 
 _T = {t: i for i, t in enumerate(TEXT_TYPES)}
 

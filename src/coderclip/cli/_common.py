@@ -91,7 +91,7 @@ def read_class_list(path: str) -> list[str]:
 
 
 def write_json(data, path: str | None) -> None:
-    from ..knowledge import atomic_write_text
+    from .._io import atomic_write_text
 
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if path in (None, "-"):

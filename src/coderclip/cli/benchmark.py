@@ -61,7 +61,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..benchmark import BenchmarkDataset, run_benchmark, write_benchmark
+    from ..evaluation.suite import BenchmarkDataset, run_benchmark
+    from ..reports.benchmark import write_benchmark
     from ..errors import ConfigError
 
     if len(args.dataset) != len(args.root):

@@ -35,8 +35,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..datasets import open_dataset
-    from ..evaluation import evaluate
-    from ..reporting import format_summary
+    from ..evaluation.run import evaluate
+    from ..reports.tables import format_summary
 
     knowledge = load_knowledge_from_args(args, class_names=None) if (args.knowledge or args.classes) else None
     dataset = open_dataset(args.data, class_names=knowledge.class_names if knowledge else None)

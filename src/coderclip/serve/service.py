@@ -109,7 +109,7 @@ class ClassifierService:
         import transformers
 
         from .._version import __version__
-        from ..templates import TEMPLATES_VERSION
+        from ..knowledge.templates import TEMPLATES_VERSION
 
         kn, enc = self.knowledge, self.encoder
         clf = self.classifiers[self.default_method]

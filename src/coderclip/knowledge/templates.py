@@ -110,7 +110,7 @@ DOMAINS: dict[str, DomainTemplates] = {
 
 
 def get_domain(name: str) -> DomainTemplates:
-    from .errors import KnowledgeError
+    from ..errors import KnowledgeError
 
     try:
         return DOMAINS[name]

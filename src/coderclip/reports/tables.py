@@ -1,4 +1,4 @@
-"""Human-readable renderings of evaluation reports (terminal text and Markdown)."""
+"""Human-readable renderings of reports (terminal text and Markdown) and their shared labels."""
 
 from __future__ import annotations
 
@@ -35,3 +35,12 @@ def format_summary(report: dict, markdown: bool = False) -> str:
         sweep = "  ".join(f"{s['tau']:g}:{s['top1']:.2f}" for s in rr["tau_sweep"])
         out.append(f"accuracy vs tau: {sweep}")
     return "\n".join(out)
+
+
+def method_labels(runs: list[dict]) -> dict[str, str]:
+    """method key -> display label, in report order (charts read nothing but the report)."""
+    out: dict[str, str] = {}
+    for r in runs:
+        for m, v in r["methods"].items():
+            out.setdefault(m, v["label"])
+    return out

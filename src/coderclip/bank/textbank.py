@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 from .cache import TextEmbeddingCache, cached_encode
-from .errors import ConfigError
-from .knowledge import Knowledge, atomic_write_bytes
-from .templates import TEMPLATES_VERSION, get_domain
+from ..errors import ConfigError
+from ..knowledge import Knowledge
+from .._io import atomic_write_bytes
+from ..knowledge.templates import TEMPLATES_VERSION, get_domain
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES
 
     class_names = knowledge.class_names   # a property that builds a new list: read it once
     position = {n: i for i, n in enumerate(class_names)}
-    from .knowledge import normalize_name
+    from ..names import normalize_name
 
     by_key = {normalize_name(n): i for n, i in position.items()}
     for c, ck in enumerate(knowledge.classes):
