@@ -5,7 +5,8 @@ image. Not a test: a script that prints a table and writes JSON.
     PYTHONPATH=src nice -n 10 python benchmarks/bench_serve.py -m testbed -k testbed \\
         --clients 16 --requests 2000 --out benchmarks/results/serve.json
 
-Two phases: ``normal`` (the server's default queue limit) and ``overload`` (a queue of
+Three phases, each against a fresh server: ``normal`` (default settings), ``unbatched``
+(``--max-batch 1``: what batching gains) and ``overload`` (a queue of
 ``--overload-queue`` images, smaller than the number of clients, so some requests get 503): a
 client that gets 503 waits for Retry-After and sends the same request again, and every 503 is
 counted, so nothing is lost silently. The photos are the sample images shipped in the foolbox package.
@@ -159,6 +160,8 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--overload-queue", type=int, default=4,
                     help="queue limit (images) of the overload phase; 0 skips it")
+    ap.add_argument("--unbatched", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run with --max-batch 1, to show what batching gains (default on)")
     ap.add_argument("--tol", type=float, default=1e-4, help="score tolerance against the CLI")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args()
@@ -168,6 +171,8 @@ def main() -> None:
     reference = cli_answers(args.model, args.knowledge, photos, args.top_k)
     print(f"CLI answers for {len(reference)} photos in {time.monotonic() - t0:.1f} s")
     phases = [("normal", [])]
+    if args.unbatched:
+        phases.append(("unbatched", ["--max-batch", "1"]))
     if args.overload_queue:
         phases.append(("overload", ["--max-queued", str(args.overload_queue)]))
     results = {}
