@@ -182,6 +182,7 @@ def test_bad_options_in_form(client, image_files, form, words):
     ({"images": ["aGk="], "top_k": -1}, ["top_k"]),
     ({"images": ["aGk="], "top_k": 1000}, ["top_k"]),
     ({"images": ["aGk="], "method": "nope"}, ["unknown method"]),
+    ({"images": ["aGk="], "names": ["a", "b"]}, ["2 names for 1 images"]),
 ])
 def test_bad_json(client, body, words):
     _error(client.post("/v1/classify", json=body), 400, *words)

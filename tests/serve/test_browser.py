@@ -1,9 +1,10 @@
 """A real browser (Debian's headless chromium, driven by Playwright) uses the page served by a real
 ``coderclip serve -m testbed -k testbed`` process: it uploads a real photo and must show the same
-top classes and deciding texts as the API gives for that photo."""
+top classes and deciding texts as the API gives for that photo; a photo dropped on the page too."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 
 import httpx
@@ -32,6 +33,10 @@ def test_page_shows_the_api_answer_for_an_uploaded_photo(testbed_server, sample_
     assert api.status_code == 200, api.text
     want = api.json()["results"][0]
     assert want["explanation"], "the API gave no explanation"
+    dropped = sample_photos / "cifar10_01_8.png"
+    want_dropped = httpx.post(testbed_server.url + "/v1/classify", timeout=60,
+                              files=[("images", (dropped.name, dropped.read_bytes(), "image/png"))]
+                              ).json()["results"][0]
 
     requests, console_errors = [], []
     with sync_playwright() as p:
@@ -52,6 +57,19 @@ def test_page_shows_the_api_answer_for_an_uploaded_photo(testbed_server, sample_
             scores = page.locator(".result .bars .score").all_inner_texts()
             texts = page.locator(".result .explanation-row td.text").all_inner_texts()
             name = page.inner_text(".result .image-name")
+
+            # the same page, a second photo dropped on the drop zone (a real DataTransfer in
+            # the browser, carrying the file's bytes)
+            page.evaluate("""([b64, fname]) => {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                const dt = new DataTransfer();
+                dt.items.add(new File([bytes], fname, {type: "image/png"}));
+                document.querySelector("#drop").dispatchEvent(
+                    new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+            }""", [base64.b64encode(dropped.read_bytes()).decode(), dropped.name])
+            page.wait_for_function("(n) => document.querySelector('.result .image-name')"
+                                   "?.textContent === n", arg=dropped.name)
+            dropped_top1 = page.inner_text(".result .top1-label")
         finally:
             browser.close()
 
@@ -60,5 +78,6 @@ def test_page_shows_the_api_answer_for_an_uploaded_photo(testbed_server, sample_
     assert labels == [q["label"] for q in want["predictions"]]
     assert scores == [f"{100 * q['score']:.1f}%" for q in want["predictions"]]
     assert texts == [e["text"] for e in want["explanation"]]
+    assert dropped_top1 == want_dropped["label"]
     assert all(u.startswith(testbed_server.url) or u.startswith("blob:") for u in requests), requests
     assert not console_errors, console_errors

@@ -360,8 +360,10 @@ async def _read_request(request: Request, service: ClassifierService
                                               validate=True))
             except (binascii.Error, ValueError):
                 raise ApiError(400, f"images[{i}] is not valid base64") from None
-        names = body.names if body.names and len(body.names) == len(blobs) else \
-            [f"image {i}" for i in range(len(blobs))]
+        if body.names is not None and len(body.names) != len(blobs):
+            raise ApiError(400, f"{len(body.names)} names for {len(blobs)} images: give one name per "
+                                "image, or none")
+        names = body.names or [f"image {i}" for i in range(len(blobs))]
         opts = {"top_k": body.top_k, "method": body.method, "explain": body.explain}
     else:
         raise ApiError(415, f"unsupported content type {ctype or 'none'!r}: send multipart/form-data "
