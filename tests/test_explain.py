@@ -137,3 +137,27 @@ def test_classify_explain_json(tmp_path, pets, capsys, monkeypatch):
     expl = row["explanation"]
     assert {e["type"] for e in expl} == {"name", "attribute", "analogous", "contrast"}
     assert all({"text", "type", "similarity", "contribution"} <= set(e) for e in expl)
+
+
+def test_rerank_that_keeps_the_answer_adds_no_contrasts(pets):
+    # dog wins stage 1 (x1 is the largest) and the rerank agrees (r_dog = (x3 - x2) / 2 > 0)
+    clf = CoderClassifier(AxisEncoder(), pets, method="coder-rerank", rerank_k=3, tau=1.0,
+                          cache=False).fit()
+    [out] = clf.explain(embeddings=torch.tensor([[0.5, 0.55, 0.1, 0.5]]), k=10)
+    assert out["label"] == out["stage1_label"] == "dog" and out["reranked"]
+    assert [e["type"] for e in out["explanation"]].count("contrast") == 0
+    assert len(out["explanation"]) == 3
+
+
+def test_classify_explain_table(tmp_path, pets, capsys, monkeypatch):
+    from coderclip.cli import main
+    from coderclip.features import FeatureSet, save_features
+
+    kfile = pets.save(tmp_path / "pets.json")
+    feats = tmp_path / "feats.safetensors"
+    save_features(feats, FeatureSet(embeddings=torch.tensor([X]), ids=["img0"], model="axis-encoder"))
+    monkeypatch.setattr("coderclip.encoders.load_encoder", lambda *a, **k: AxisEncoder())
+    assert main(["classify", "--features", str(feats), "-m", "axis", "-k", str(kfile), "--tau", "1",
+                 "--rerank-k", "3", "--explain", "--top", "2", "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert "because:" in out and "(vs cat)" in out and "a photo of a dog, which has floppy ears." in out
