@@ -16,7 +16,7 @@ from coderclip.knowledge import ClassKnowledge, Knowledge
 # keyword -> axis of a 4-d space; checked in this order (features before class names, because
 # contrast and attribute texts also name their classes)
 AXES = [("whiskers", 0), ("floppy ears", 1), ("bushy tail", 2), ("wolf", 1), ("kitty", 1),
-        ("pointy snout", 2), ("wet nose", 3), ("cat", 0), ("dog", 1), ("fox", 2)]
+        ("pointy snout", 2), ("wet nose", 3), ("cat", 0), ("dog", 1), ("fox", 2), ("owl", 3)]
 
 
 class AxisEncoder(Encoder):
@@ -108,16 +108,23 @@ def test_stage1_shares_sum_to_the_score_and_only_the_best_name_counts(pets):
     assert len(clf.explain(embeddings=torch.tensor([X]), k=1)[0]["explanation"]) == 1
 
 
-@pytest.mark.parametrize("method", ["clip", "clip-ensemble"])
-def test_baseline_shares_sum_to_the_logit(pets, method):
-    clf = CoderClassifier(AxisEncoder(), pets, method=method, cache=False).fit()
-    xs = torch.tensor([X, [0.1, 0.2, 0.9, 0.1]])
+@pytest.mark.parametrize("method", ["clip", "clip-ensemble", "dclip", "cupl", "cupl-templates", "waffle"])
+def test_baseline_shares_sum_to_the_score(pets, method):
+    """Every baseline's shares add up to its score of the winning class, the owl's too: it has no
+    descriptions, so the description baselines fall back to its name prompt."""
+    kn = Knowledge([*pets.classes, ClassKnowledge("owl")], domain="generic")
+    clf = CoderClassifier(AxisEncoder(), kn, method=method, cache=False).fit()
+    xs = torch.tensor([X, [0.1, 0.2, 0.9, 0.1], [0.1, 0.1, 0.1, 0.9]])
     outs = clf.explain(embeddings=xs, k=100)
     scores = clf.decision_function(embeddings=xs)
     for out, s in zip(outs, scores):
         c = list(clf.classes_).index(out["label"])
         assert out["label"] == clf.classes_[s.argmax()]
         assert sum(e["contribution"] for e in out["explanation"]) == pytest.approx(s[c], abs=1e-3)
+    owl = {"clip-ensemble": "ensemble", "cupl-templates": "ensemble", "waffle": "noise"}.get(method, "name")
+    assert outs[2]["label"] == "owl" and {e["type"] for e in outs[2]["explanation"]} == {owl}
+    if owl == "name":
+        assert len(outs[2]["explanation"]) == 1
 
 
 def test_classify_explain_json(tmp_path, pets, capsys, monkeypatch):

@@ -175,14 +175,13 @@ class CoderClassifier:
         contribution in score units) and, when the rerank changed the answer, the ``k`` contrast
         texts that contributed most to its rerank score (with ``versus``: the rival class).
         """
-        from .explain import SCORERS, ExplainIndex, class_text_shares, contrast_text_shares, shares_to_dicts
+        from .explain import ExplainIndex, class_text_shares, contrast_text_shares, shares_to_dicts
 
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
         x = self._embeddings(images, embeddings)
         if not hasattr(self, "explain_index_"):
-            self.explain_index_ = ExplainIndex.from_bank(self.bank_, SCORERS[self.method],
-                                                         types=self._types())
+            self.explain_index_ = ExplainIndex.from_bank(self.bank_, self.method, types=self._types())
         names, texts = list(self.classes_), self.bank_.texts
         out: list[dict] = []
         for start in range(0, x.shape[0], self.batch_size):   # bounded memory per batch

@@ -5,8 +5,9 @@ Both scores are linear in the image embedding, so each text's share is exact:
 
 * stage 1 (CODER heuristic): s_c = Σ_t w_t · x̂·t̂ with w_t = 100 / (|G_c| + 1) for every attribute and
   analogous text of c and for the single best-matching name/synonym prompt (the others weigh 0);
-  plain CLIP: the name prompt with w = 100; the template ensemble: each template with
-  w = 100 / ‖Σ templates‖ (the classifier row is their normalised mean). The shares sum to s_c.
+  plain CLIP: the name prompt with w = 100; a normalised mean of texts (template ensemble, CuPL):
+  w = 100 / ‖Σ t̂‖; a mean (DCLIP): w = 100 / n_c; WaffleCLIP's mean over S descriptor sets:
+  w = 100 / (S · n_{c,s}). The shares sum to s_c.
 * rerank: r_c = Σ_{c'} [mean_{O(c|c')} x̂·t̂ − mean_{O(c'|c)} x̂·t̂] / (K − 1) over the other candidates
   c' whose pair has texts both ways, so a text of O(c|c') weighs +1 / (|O(c|c')| (K − 1)) and a text of
   O(c'|c) weighs −1 / (|O(c'|c)| (K − 1)). The shares sum to r_c.
@@ -25,8 +26,21 @@ from .errors import ConfigError
 from .bank.textbank import TEXT_TYPES, TextBank
 
 _T = {t: i for i, t in enumerate(TEXT_TYPES)}
-#: how stage-1 scores are formed, by classifier method
-SCORERS = {"clip": "clip", "clip-ensemble": "clip-ensemble", "coder": "coder", "coder-rerank": "coder"}
+#: method -> (how its stage-1 score combines texts, the text types it reads):
+#: "coder": the heuristic rule; "sum": 100 · Σ x̂·t̂ (one name prompt); "mean": 100 · mean x̂·t̂;
+#: "unit-mean": 100 · x̂ · normalise(Σ t̂); "seed-mean": the mean over descriptor sets (``other``)
+#: of each set's "mean". Classes with none of the texts fall back to their name prompt, as the
+#: baselines do.
+SCORERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "coder": ("coder", ("attribute", "analogous", "name", "synonym")),
+    "coder-rerank": ("coder", ("attribute", "analogous", "name", "synonym")),
+    "clip": ("sum", ("name",)),
+    "clip-ensemble": ("unit-mean", ("ensemble",)),
+    "dclip": ("mean", ("descriptor",)),
+    "cupl": ("unit-mean", ("attribute", "analogous")),
+    "cupl-templates": ("unit-mean", ("attribute", "analogous", "ensemble")),
+    "waffle": ("seed-mean", ("noise",)),
+}
 
 
 @dataclasses.dataclass
@@ -52,11 +66,14 @@ class ExplainIndex:
     pair_row: torch.Tensor
 
     @classmethod
-    def from_bank(cls, bank: TextBank, scorer: str = "coder",
+    def from_bank(cls, bank: TextBank, method: str = "coder",
                   types: tuple[str, ...] | None = None) -> ExplainIndex:
-        """The index for a stage-1 ``scorer`` ("coder", "clip" or "clip-ensemble") over ``types``."""
-        if scorer not in ("coder", "clip", "clip-ensemble"):
-            raise ConfigError(f"unknown scorer {scorer!r}; expected coder, clip or clip-ensemble")
+        """The index for the stage-1 score of ``method`` (a key of :data:`SCORERS`) over the
+        bank's texts of ``types`` (default: every type in the bank)."""
+        if method not in SCORERS:
+            raise ConfigError(f"no explanation for method {method!r}; expected one of "
+                              f"{', '.join(SCORERS)}")
+        kind, wanted = SCORERS[method]
         types = tuple(types) if types is not None else bank.types
         C, emb = bank.n_classes, bank.embeddings.float()
         et, ec, er = bank.entry_type, bank.entry_class, bank.entry_row
@@ -68,19 +85,31 @@ class ExplainIndex:
                     m |= et == _T[n]
             return m
 
-        if scorer == "coder":
+        names = torch.zeros_like(et, dtype=torch.bool)   # texts of which only the best counts
+        if kind == "coder":
             group = of("attribute", "analogous")
             names = of("name", "synonym")
             keep = group | names
-            w = 100.0 / (torch.bincount(ec[group], minlength=C).float() + 1.0)
-            weight = w[ec]
-        elif scorer == "clip":
-            keep = names = of("name")
-            weight = torch.full(ec.shape, 100.0)
+            weight = (100.0 / (torch.bincount(ec[group], minlength=C).float() + 1.0))[ec]
+        elif kind == "sum":
+            keep, weight = of(*wanted), torch.full(ec.shape, 100.0)
         else:
-            keep, names = et == _T["ensemble"], torch.zeros_like(et, dtype=torch.bool)
-            total = torch.zeros(C, emb.shape[1]).index_add_(0, ec[keep], emb[er[keep]])
-            weight = (100.0 / total.norm(dim=1).clamp_min(1e-12))[ec]
+            keep = of(*wanted)
+            count = torch.bincount(ec[keep], minlength=C)
+            fallback = (et == _T["name"]) & (count[ec] == 0)       # classes with none of the texts
+            if kind == "mean":
+                weight = 100.0 / count.clamp_min(1).float()[ec]
+            elif kind == "unit-mean":
+                total = torch.zeros(C, emb.shape[1]).index_add_(0, ec[keep], emb[er[keep]])
+                weight = (100.0 / total.norm(dim=1).clamp_min(1e-12))[ec]
+            else:   # seed-mean: the descriptor set sits in ``entry_other``
+                other = bank.entry_other.clamp_min(0)
+                n_sets = int(torch.unique(other[keep]).numel()) or 1
+                per_set = torch.zeros(C, int(other.max()) + 1 if other.numel() else 1)
+                per_set.index_put_((ec[keep], other[keep]), torch.ones(int(keep.sum())), accumulate=True)
+                weight = 100.0 / (n_sets * per_set[ec, other].clamp_min(1))
+            weight = torch.where(fallback, torch.full_like(weight, 100.0), weight)
+            keep = keep | fallback
         idx = torch.nonzero(keep).squeeze(1)
         idx = idx[torch.argsort(ec[idx], stable=True)]       # class-major, entry order within a class
         class_ptr = torch.zeros(C + 1, dtype=torch.long)

@@ -262,6 +262,28 @@ def test_service_rejects_bad_configuration(open_clip_encoder):
         ClassifierService(open_clip_encoder, citrus(), methods=["clip"], cache=False)
 
 
+def test_baselines_can_be_served_and_explained(open_clip_encoder, image_files):
+    from coderclip.serve.service import ClassifierService
+
+    from .conftest import citrus
+
+    svc = ClassifierService(open_clip_encoder, citrus(), methods=["dclip", "waffle"],
+                            default_method="dclip", cache=False)
+    png = _png_bytes(image_files["png"])
+    with TestClient(create_app(svc)) as c:
+        assert c.get("/v1/model").json()["methods"] == ["dclip", "waffle"]
+        for method in ("dclip", "waffle"):
+            r = c.post("/v1/classify", files=[("images", ("a.png", png, "image/png"))],
+                       data={"method": method, "explain": "true", "top_k": "3"})
+            assert r.status_code == 200, r.text
+            res = r.json()["results"][0]
+            want = svc.classifiers[method].top_k([image_files["png"]], k=3)[0][0]
+            assert [p["label"] for p in res["predictions"]] == [svc.classes[i] for i in want]
+            assert res["explanation"] and not res["reranked"]
+        _error(c.post("/v1/classify", files=[("images", ("a.png", png, "image/png"))],
+                      data={"method": "coder"}), 400, "dclip, waffle")
+
+
 def test_decoded_pixels_equal_the_cli_reader(service, image_files):
     """The service decodes bytes with the CLI's reader: same tensor as from the file path."""
     for kind in ("jpeg", "gray", "rgba"):

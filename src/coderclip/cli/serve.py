@@ -34,6 +34,7 @@ _TUNING = [
 
 
 def add_parser(sub) -> None:
+    from ..defaults import ZERO_SHOT_METHODS
     from ..serve import ServeSettings
 
     d = ServeSettings(model="")
@@ -50,10 +51,11 @@ def add_parser(sub) -> None:
     add_knowledge_args(p)
     add_rerank_args(p)
     g = p.add_argument_group("service")
-    g.add_argument("--method", default=d.method, choices=list(d.methods),
+    g.add_argument("--method", default=d.method,
                    help=f"method used when a request names none (default {d.method})")
     g.add_argument("--methods", default=",".join(d.methods),
-                   help="comma-separated methods to offer (each builds its own text bank)")
+                   help="comma-separated methods to offer, each building its own text bank "
+                        f"(default {','.join(d.methods)}; any of {', '.join(ZERO_SHOT_METHODS)})")
     g.add_argument("--host", default=d.host,
                    help="address to bind (default 127.0.0.1; others need CODERCLIP_API_KEY)")
     g.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port})")

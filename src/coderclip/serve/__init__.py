@@ -13,6 +13,7 @@ import json
 import logging
 import os
 
+from ..defaults import SERVED_METHODS
 from ..errors import ConfigError
 
 SETTINGS_ENV = "CODERCLIP_SERVE_SETTINGS"
@@ -27,7 +28,7 @@ class ServeSettings:
     knowledge: str | None = None
     classes: str | None = None
     domain: str | None = None
-    methods: tuple[str, ...] = ("coder-rerank", "coder", "clip", "clip-ensemble")
+    methods: tuple[str, ...] = SERVED_METHODS
     method: str = "coder-rerank"
     rerank_k: int | None = None
     tau: float | None = None

@@ -54,7 +54,8 @@ class ClassifyJSON(BaseModel):
     images: list[str] = Field(description="images as base64 strings (file bytes, any format PIL reads)")
     top_k: int | None = Field(None, description="classes returned per image (default 5, or every "
                                                 "class when there are fewer)")
-    method: str | None = Field(None, description="coder-rerank, coder, clip or clip-ensemble")
+    method: str | None = Field(None, description="one of the methods the server offers "
+                                                 "(GET /v1/model); default: its default method")
     explain: bool = Field(False, description="add the texts that decided each answer")
     names: list[str] | None = Field(None, description="optional names echoed back per image")
 

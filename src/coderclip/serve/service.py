@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from ..classifier import METHODS, CoderClassifier
+from ..defaults import SERVED_METHODS
 from ..errors import ConfigError
 from ..images import load_image
 from .batcher import Job
@@ -29,7 +30,7 @@ class Limits:
 class ClassifierService:
     """One encoder, one fitted classifier per served method (sharing the encoder)."""
 
-    def __init__(self, encoder, knowledge, methods: Sequence[str] = tuple(METHODS),
+    def __init__(self, encoder, knowledge, methods: Sequence[str] = SERVED_METHODS,
                  default_method: str = "coder-rerank", rerank_k: int | None = None,
                  tau: float | None = None, cache: bool = True, limits: Limits = Limits()):
         methods = list(dict.fromkeys(methods))
