@@ -22,8 +22,8 @@ import dataclasses
 
 import torch
 
-from .errors import ConfigError
 from .bank.textbank import TEXT_TYPES, TextBank
+from .errors import ConfigError
 
 _T = {t: i for i, t in enumerate(TEXT_TYPES)}
 #: method -> (how its stage-1 score combines texts, the text types it reads):

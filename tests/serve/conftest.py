@@ -91,9 +91,12 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="module")
-def testbed_server():
-    """``coderclip serve -m testbed -k testbed`` on a free port."""
-    server = ServerProcess(["-m", "testbed", "-k", "testbed"])
+def testbed_server(tmp_path_factory):
+    """``coderclip serve -m testbed -k testbed`` on a free port, with its own empty text cache
+    (one method, so that only its text bank is encoded)."""
+    cache = tmp_path_factory.mktemp("serve-cache")
+    server = ServerProcess(["-m", "testbed", "-k", "testbed", "--methods", "coder-rerank"],
+                           env={"CODERCLIP_CACHE": str(cache)})
     try:
         server.wait_ready()
         yield server
