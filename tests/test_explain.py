@@ -168,3 +168,24 @@ def test_classify_explain_table(tmp_path, pets, capsys, monkeypatch):
                  "--rerank-k", "3", "--explain", "--top", "2", "--no-cache"]) == 0
     out = capsys.readouterr().out
     assert "because:" in out and "(vs cat)" in out and "a photo of a dog, which has floppy ears." in out
+
+
+def test_classify_explain_jsonl_file_and_csv_refused(tmp_path, pets, capsys, monkeypatch):
+    from coderclip.cli import main
+    from coderclip.features import FeatureSet, save_features
+
+    kfile = pets.save(tmp_path / "pets.json")
+    feats = tmp_path / "feats.safetensors"
+    save_features(feats, FeatureSet(embeddings=torch.tensor([X, [0.5, 0.55, 0.1, 0.5]]),
+                                    ids=["a", "b"], model="axis-encoder"))
+    monkeypatch.setattr("coderclip.encoders.load_encoder", lambda *a, **k: AxisEncoder())
+    out = tmp_path / "rows.jsonl"
+    args = ["classify", "--features", str(feats), "-m", "axis", "-k", str(kfile), "--tau", "1",
+            "--rerank-k", "3", "--explain", "--no-cache"]
+    assert main([*args, "--format", "jsonl", "-o", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["image"] for r in rows] == ["a", "b"]
+    assert [e["type"] for e in rows[0]["explanation"]].count("contrast") > 0     # rerank changed it
+    assert [e["type"] for e in rows[1]["explanation"]].count("contrast") == 0    # rerank agreed
+    assert main([*args, "--format", "csv"]) == 2
+    assert "--explain" in capsys.readouterr().err
