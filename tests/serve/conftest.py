@@ -52,11 +52,16 @@ class ServerProcess:
     def __init__(self, args: list[str], env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop(); a pipe could fill
+        # the server's output goes to a file (a pipe could fill up and block it), opened for
+        # appending so that reading it here never moves where the server writes
+        fd, name = tempfile.mkstemp(prefix="coderclip-serve-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(name)
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "coderclip", "serve", *args, "--port", str(self.port)],
-            env=full_env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+            env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         import httpx
@@ -74,8 +79,7 @@ class ServerProcess:
         raise AssertionError(f"server not ready after {timeout} s")
 
     def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def stop(self) -> str:
         if self.proc.poll() is None:
@@ -87,6 +91,7 @@ class ServerProcess:
                 self.proc.wait()
         out = self.output()
         self.log.close()
+        self.log_path.unlink(missing_ok=True)
         return out
 
 

@@ -62,3 +62,27 @@ def test_non_local_bind_without_key_is_refused(tmp_path):
                        timeout=120)
     assert r.returncode == 2
     assert "CODERCLIP_API_KEY" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_two_worker_processes_each_load_the_model_and_answer(tmp_path, open_clip_spec, image_files):
+    kfile = citrus().save(tmp_path / "citrus.json")
+    server = ServerProcess(["-m", open_clip_spec, "-k", str(kfile), "--method", "coder",
+                            "--methods", "coder", "--workers", "2"])
+    try:
+        server.wait_ready()
+        deadline = time.monotonic() + 180
+        while server.output().count("Application startup complete") < 2:   # both workers up
+            assert server.proc.poll() is None and time.monotonic() < deadline, server.output()
+            time.sleep(0.2)
+        photo = image_files["png"]
+        answers = set()
+        for _ in range(4):
+            r = httpx.post(server.url + "/v1/classify", timeout=60,
+                           files=[("images", (photo.name, photo.read_bytes(), "image/png"))])
+            assert r.status_code == 200, r.text
+            answers.add(r.json()["results"][0]["label"])
+        assert len(answers) == 1, "every worker gives the same answer"
+    finally:
+        log = server.stop()
+    assert log.count("Application shutdown complete") == 2, log
