@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+TESTBED_KEY = "browser-test-key-0123456789"
 
 
 def citrus():
@@ -98,10 +99,11 @@ class ServerProcess:
 @pytest.fixture(scope="module")
 def testbed_server(tmp_path_factory):
     """``coderclip serve -m testbed -k testbed`` on a free port, with its own empty text cache
-    (one method, so that only its text bank is encoded)."""
+    (one method, so that only its text bank is encoded) and an API key."""
     cache = tmp_path_factory.mktemp("serve-cache")
     server = ServerProcess(["-m", "testbed", "-k", "testbed", "--methods", "coder-rerank"],
-                           env={"CODERCLIP_CACHE": str(cache)})
+                           env={"CODERCLIP_CACHE": str(cache), "CODERCLIP_API_KEY": TESTBED_KEY})
+    server.headers = {"Authorization": f"Bearer {TESTBED_KEY}"}
     try:
         server.wait_ready()
         yield server
