@@ -194,9 +194,10 @@ class GuardMiddleware:
 
 # ---------------------------------------------------------------------- the app
 def create_app(service: ClassifierService, api_key: str | None = None, max_batch: int = 32,
-               batch_window_ms: float = 5.0, max_queued: int = 256) -> FastAPI:
-    """The service's ASGI app. ``api_key``: when set, every ``/v1`` request must carry it
-    (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``), compared in constant time."""
+               batch_window_ms: float = 5.0, max_queued: int = 256) -> GuardMiddleware:
+    """The service's ASGI app: the FastAPI app (``.app``) inside :class:`GuardMiddleware`.
+    ``api_key``: when set, every ``/v1`` request must carry it (``Authorization: Bearer KEY`` or
+    ``X-API-Key: KEY``), compared in constant time."""
     batcher = MicroBatcher(service.run_batch, max_batch=max_batch,
                            window_s=batch_window_ms / 1000.0, max_queued=max_queued)
     key = api_key.encode() if api_key else None
@@ -300,7 +301,7 @@ def create_app(service: ClassifierService, api_key: str | None = None, max_batch
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return GuardMiddleware(app, service.limits.max_body_bytes)  # type: ignore[return-value]
+    return GuardMiddleware(app, service.limits.max_body_bytes)
 
 
 def _decode_all(service: ClassifierService, blobs: list[bytes], names: list[str]):
