@@ -65,7 +65,7 @@ def test_hand_computed_case_with_rerank_change(pets):
     clf = CoderClassifier(AxisEncoder(), pets, method="coder-rerank", rerank_k=3, tau=1.0,
                           cache=False).fit()
     [out] = clf.explain(embeddings=torch.tensor([X]), k=10)
-    assert out["label"] == "dog" and out["stage1_label"] == "cat" and out["reranked"]
+    assert out["label"] == "dog" and out["stage1_label"] == "cat" and out["rerank_applied"]
     stage1 = [e for e in out["explanation"] if e["type"] != "contrast"]
     contrast = [e for e in out["explanation"] if e["type"] == "contrast"]
     assert {(e["text"], e["type"]) for e in stage1} == {
@@ -96,7 +96,7 @@ def test_stage1_shares_sum_to_the_score_and_only_the_best_name_counts(pets):
     x0, x1, *_ = _x()
     clf = CoderClassifier(AxisEncoder(), pets, method="coder", cache=False).fit()
     [out] = clf.explain(embeddings=torch.tensor([X]), k=10)
-    assert out["label"] == out["stage1_label"] == "cat" and not out["reranked"]
+    assert out["label"] == out["stage1_label"] == "cat" and not out["rerank_applied"]
     texts = [e["text"] for e in out["explanation"]]
     assert "a photo of a kitty." not in texts, "the synonym is not the max: it does not count"
     assert texts == ["a photo of a cat.", "a photo of a cat, which has whiskers."] or \
@@ -151,7 +151,7 @@ def test_rerank_that_keeps_the_answer_adds_no_contrasts(pets):
     clf = CoderClassifier(AxisEncoder(), pets, method="coder-rerank", rerank_k=3, tau=1.0,
                           cache=False).fit()
     [out] = clf.explain(embeddings=torch.tensor([[0.5, 0.55, 0.1, 0.5]]), k=10)
-    assert out["label"] == out["stage1_label"] == "dog" and out["reranked"]
+    assert out["label"] == out["stage1_label"] == "dog" and out["rerank_applied"]
     assert [e["type"] for e in out["explanation"]].count("contrast") == 0
     assert len(out["explanation"]) == 3
 

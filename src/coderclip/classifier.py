@@ -219,8 +219,8 @@ class CoderClassifier(EstimatorMixin):
     def explain(self, images: ImagesLike | None = None, *, embeddings=None, k: int = 5) -> list[dict]:
         """Why each image got its class, one dict per image.
 
-        ``label``: the final class; ``stage1_label``: the class before the rerank; ``reranked``:
-        whether the image was below the confidence gap; ``explanation``: the ``k`` texts that
+        ``label``: the final class; ``stage1_label``: the class before the rerank;
+        ``rerank_applied``: whether the image was below the confidence gap (so the rerank decided); ``explanation``: the ``k`` texts that
         contributed most to the winning class's stage-1 score (text, type, class, similarity,
         contribution in score units) and, when the rerank changed the answer, the ``k`` contrast
         texts that contributed most to its rerank score (with ``versus``: the rival class).
@@ -250,9 +250,10 @@ class CoderClassifier(EstimatorMixin):
                                          self.explain_index_, k)
             for i, e in zip(sel.tolist(), shares_to_dicts(extra, texts, names)):
                 rows[i] = rows[i] + e
-        reranked = rr.reranked.cpu().tolist() if rr is not None else [False] * len(rows)
-        return [{"label": names[w], "stage1_label": names[s1], "reranked": bool(r), "explanation": e}
-                for w, s1, r, e in zip(winner.tolist(), stage1.tolist(), reranked, rows)]
+        applied = rr.reranked.cpu().tolist() if rr is not None else [False] * len(rows)
+        return [{"label": names[w], "stage1_label": names[s1], "rerank_applied": bool(r),
+                 "explanation": e}
+                for w, s1, r, e in zip(winner.tolist(), stage1.tolist(), applied, rows)]
 
     def score(self, images: ImagesLike | None = None, y=None, *, embeddings=None) -> float:
         """Top-1 accuracy (fraction) against ``y``: class names or indices, one per image."""

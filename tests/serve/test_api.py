@@ -93,7 +93,9 @@ def test_multipart_answer_equals_python_api(client, service, image_files, method
         assert [q["label"] for q in res["predictions"]] == [clf.classes_[c] for c in ci]
         assert [q["score"] for q in res["predictions"]] == pytest.approx(pi.tolist(), abs=1e-5)
         assert res["label"] == res["predictions"][0]["label"] and "explanation" not in res
-        assert isinstance(res["reranked"], bool) and res["stage1_label"] in clf.classes_
+        assert res["stage1_label"] in clf.classes_ and isinstance(res["rerank_applied"], bool)
+        assert res["reranked"] == (res["label"] != res["stage1_label"])
+        assert res["reranked"] == (len(pi) > 1 and pi[0] < max(pi)), "as classify's rows say"
 
 
 def test_json_base64_with_explanation_equals_python_api(client, service, image_files):
@@ -279,7 +281,7 @@ def test_baselines_can_be_served_and_explained(open_clip_encoder, image_files):
             res = r.json()["results"][0]
             want = svc.classifiers[method].top_k([image_files["png"]], k=3)[0][0]
             assert [p["label"] for p in res["predictions"]] == [svc.classes[i] for i in want]
-            assert res["explanation"] and not res["reranked"]
+            assert res["explanation"] and not res["reranked"] and not res["rerank_applied"]
         _error(c.post("/v1/classify", files=[("images", ("a.png", png, "image/png"))],
                       data={"method": "coder"}), 400, "dclip, waffle")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..rows import FORMATS
 from . import example_formatter
 from ._common import (add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
-                      load_model, write_json)
+                      load_model, positive_int, write_json)
 
 EXAMPLES = """\
 examples:
@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     p.add_argument("--method", default="coder-rerank",
                    choices=["coder-rerank", "coder", "clip", "clip-ensemble"])
     add_rerank_args(p)
-    p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
+    p.add_argument("--top", type=positive_int, default=5, help="classes shown per image (default 5)")
     p.add_argument("--explain", action="store_true",
                    help="show the texts that contributed most to each answer (JSON and JSON "
                         "lines: an 'explanation' list per image, --top entries; not with csv)")
@@ -52,8 +52,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..classifier import CoderClassifier
-    from ..errors import ConfigError
+    from ..errors import ConfigError, ImageReadError
     from ..images import find_images
+    from ..outputs import check_output_file
     from ..pipeline import classify_stream, embedding_batches, image_batches
     from ..rows import RowWriter
 
@@ -62,31 +63,38 @@ def run(args: argparse.Namespace) -> int:
     if args.explain and args.format == "csv":
         raise ConfigError("--explain needs --format table, json or jsonl (a CSV row has no room "
                           "for the list of texts)")
-    encoder = load_model(args)
+    # everything that can be checked without the model first: knowledge, inputs, the output path
     knowledge = load_knowledge_from_args(args)
-    clf = CoderClassifier(encoder, knowledge, method=args.method, rerank_k=args.rerank_k, tau=args.tau,
-                          batch_size=args.batch_size, cache=not args.no_cache,
-                          show_progress_bar=sys.stderr.isatty()).fit()
+    check_output_file(args.output, "--output")
     feats = paths = None
+    problems: list[tuple[str, str]] = []
     if args.features:
         from ..features import load_features
 
         feats = load_features(args.features)
+    else:
+        paths = find_images(args.images, problems=problems)
+        if not paths:
+            raise ImageReadError(f"no image files found in {_listed(args.images)}"
+                                 + (f" ({len(problems)} unusable entries)" if problems else ""))
+    encoder = load_model(args)
+    clf = CoderClassifier(encoder, knowledge, method=args.method, rerank_k=args.rerank_k, tau=args.tau,
+                          batch_size=args.batch_size, cache=not args.no_cache,
+                          show_progress_bar=sys.stderr.isatty()).fit()
+    if args.features:
         if feats.model and feats.model != encoder.identity:
             raise ConfigError(f"{args.features} holds embeddings of model {feats.model!r}, but "
                               f"--model is {encoder.identity!r}; embed the images with this model "
                               "or pass the model that made the file")
         source = {"features": str(Path(args.features).resolve())}
     else:
-        paths = find_images(args.images)
-        if not paths:
-            raise ConfigError("no image files found in the given paths")
         source = {"images": len(paths)}
     settings = {"model": encoder.identity, "knowledge": clf.bank_.knowledge_digest,
                 "method": args.method, "top": args.top, "rerank_k": args.rerank_k, "tau": args.tau,
                 **source, **({"explain": True} if args.explain else {})}
     if args.format == "json" and not args.output:   # one document on stdout: rows are held
-        return _json_to_stdout(clf, args, feats, paths)
+        return _json_to_stdout(clf, args, feats, paths, problems)
+    written = [0]
     with RowWriter(args.output, args.format, settings, overwrite=args.overwrite,
                    extra={"method": args.method}) as writer:
         if writer.complete:
@@ -106,10 +114,12 @@ def run(args: argparse.Namespace) -> int:
         write = writer.write
         if args.explain:
             batches, write = _with_explanations(clf, args.top, batches, write)
-        summary = classify_stream(batches, clf.tables_, write, class_names=clf.classes_,
-                                  k=args.top, method=args.method, rerank_k=args.rerank_k, tau=args.tau)
-    _report_failures(summary.failures)
-    return 0
+        summary = _stream_until_interrupted(
+            lambda write: classify_stream(batches, clf.tables_, write, class_names=clf.classes_,
+                                          k=args.top, method=args.method, rerank_k=args.rerank_k,
+                                          tau=args.tau),
+            write, written, args.output, writer.resumed)
+    return _finish(summary.failures + problems, written[0] + writer.resumed, args)
 
 
 def _with_explanations(clf, k: int, batches, write):
@@ -131,14 +141,57 @@ def _with_explanations(clf, k: int, batches, write):
     return tracked(), explained
 
 
-def _json_to_stdout(clf, args, feats, paths) -> int:
+def _stream_until_interrupted(stream, write, written: list[int], output, resumed: int):
+    """Run ``stream(write)``; the first Ctrl-C lets the batch in hand be written, then stops with
+    a message saying how many images are kept and how to continue."""
+    from ..errors import Interrupted
+    from ..interrupt import finish_batch_on_interrupt, stop_requested
+
+    def message() -> str:
+        n = written[0] + resumed
+        if output:
+            return (f"interrupted: {n} image(s) are classified and kept in {output}; run the same "
+                    "command again to continue with the rest")
+        return (f"interrupted: {written[0]} image(s) were printed; nothing can be resumed from the "
+                "screen (use -o FILE to keep results across runs)")
+
+    def write_then_check(ids, classes, probs):
+        write(ids, classes, probs)
+        written[0] += len(ids)
+        if stop_requested():
+            raise Interrupted(message())
+
+    with finish_batch_on_interrupt("the batch in hand"):
+        try:
+            return stream(write_then_check)
+        except KeyboardInterrupt:
+            raise Interrupted(message()) from None
+
+
+def _finish(failures, classified: int, args) -> int:
+    """Report unreadable inputs once; no image at all is an input error, not an empty success."""
+    from ..errors import ImageReadError
+
+    _report_failures(failures)
+    if classified == 0 and failures:
+        raise ImageReadError(f"none of the {len(failures)} image(s) in {_listed(args.images)} "
+                             "could be read (reasons above); no results")
+    return 0
+
+
+def _listed(items) -> str:
+    shown = ", ".join(repr(str(i)) for i in items[:3])
+    return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+
+def _json_to_stdout(clf, args, feats, paths, problems) -> int:
     from ..pipeline import classify_stream, embedding_batches, image_batches
+    from ..rows import prediction_row
 
     rows: list[dict] = []
 
     def keep(ids, classes, probs, extras=None):
-        rows.extend({"image": i, "predictions": [{"class": str(c), "probability": float(p)}
-                                                  for c, p in zip(cs, ps)], **(e or {})}
+        rows.extend({**prediction_row(i, cs, ps), **(e or {})}
                     for i, cs, ps, e in zip(ids, classes, probs, extras or [None] * len(ids)))
 
     if feats is not None:
@@ -151,9 +204,9 @@ def _json_to_stdout(clf, args, feats, paths) -> int:
         batches, write = _with_explanations(clf, args.top, batches, keep)
     summary = classify_stream(batches, clf.tables_, write, class_names=clf.classes_, k=args.top,
                               method=args.method, rerank_k=args.rerank_k, tau=args.tau)
-    write_json({"method": args.method, "results": rows}, None)
-    _report_failures(summary.failures)
-    return 0
+    if rows:
+        write_json({"method": args.method, "results": rows}, None)
+    return _finish(summary.failures + problems, len(rows), args)
 
 
 def _report_failures(failures) -> None:

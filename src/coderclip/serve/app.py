@@ -76,8 +76,10 @@ class ImageResult(BaseModel):
     label: str
     score: float
     predictions: list[Prediction]
-    reranked: bool = Field(description="the image was below the confidence gap: the one-vs-one "
-                                       "rerank decided among the top candidates")
+    reranked: bool = Field(description="the one-vs-one rerank changed the answer (as in "
+                                       "`coderclip classify` rows)")
+    rerank_applied: bool = Field(description="the image was below the confidence gap, so the "
+                                             "rerank decided among the top candidates")
     stage1_label: str = Field(description="the answer before the rerank")
     explanation: list[ExplanationText] | None = None
 

@@ -98,7 +98,8 @@ class ClassifierService:
         for ci, pi, w in zip(idx.tolist(), prob.tolist(), why):
             preds = [{"label": self.classes[c], "score": float(p)} for c, p in zip(ci, pi)]
             row = {"label": preds[0]["label"], "score": preds[0]["score"], "predictions": preds,
-                   "reranked": w["reranked"], "stage1_label": w["stage1_label"]}
+                   "reranked": w["label"] != w["stage1_label"], "rerank_applied": w["rerank_applied"],
+                   "stage1_label": w["stage1_label"]}
             if explain:
                 row["explanation"] = w["explanation"]
             rows.append(row)

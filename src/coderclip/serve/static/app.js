@@ -49,7 +49,7 @@ function render(file, result) {
   node.querySelector(".thumb").alt = file.name;
   node.querySelector(".image-name").textContent = file.name;
   node.querySelector(".top1-label").textContent = result.label;
-  if (result.reranked && result.stage1_label !== result.label) {
+  if (result.reranked) {
     node.querySelector(".rerank-note").textContent =
       `(the rerank preferred it over ${result.stage1_label})`;
   }
