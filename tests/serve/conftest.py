@@ -64,7 +64,7 @@ class ServerProcess:
             [sys.executable, "-m", "coderclip", "serve", *args, "--port", str(self.port)],
             env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout: float = 180.0) -> None:
+    def wait_ready(self, timeout: float = 420.0) -> None:
         import httpx
 
         deadline = time.monotonic() + timeout
