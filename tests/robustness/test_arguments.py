@@ -85,3 +85,9 @@ def test_unexpected_errors_become_one_line_with_status_1(capsys, monkeypatch, ph
     monkeypatch.setattr(classify, "run", broken)  # main builds its parser per call: it binds this
     code, _, err = cli(capsys, "classify", photo, "-m", NEVER_LOADED, "--classes", classes_file)
     assert_one_clean_line(code, err, 1, "internal error", "KeyError", "--debug")
+
+
+def test_generate_reads_the_class_list_before_loading_the_encoder(capsys, tmp_path):
+    code, _, err = cli(capsys, "generate", "--classes", tmp_path / "none.txt", "--llm", "ollama:x",
+                       "--encoder", NEVER_LOADED, "--out", tmp_path / "k.json", "--types", "attributes")
+    assert_one_clean_line(code, err, 3, "none.txt")
