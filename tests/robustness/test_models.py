@@ -61,6 +61,7 @@ def test_pickled_code_in_a_checkpoint_is_never_run(tmp_path, open_clip_dir):
     assert good.embed_dim == 32
 
 
+@pytest.mark.slow
 def test_two_random_models_do_not_share_a_cache_identity(open_clip_dir):
     from tests.conftest import TINY_ARCH
 
