@@ -1,4 +1,5 @@
-"""``coderclip classify``: image files or folders -> top-k classes with scores."""
+"""``coderclip classify``: images (files, folders, WebDataset tars, Parquet, CSV manifests) or
+precomputed embeddings -> top-k classes with scores, printed or written batch by batch."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from . import example_formatter
 from ._common import (add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
                       load_model, positive_int, write_json)
 
+_INPUT_FORMATS = ("files", "csv", "webdataset", "parquet", "embeddings")   # coderclip.scale.FORMATS
+_SHARD_SIZE = 4096                                                       # coderclip.scale DEFAULT_SHARD_SIZE
+
 EXAMPLES = """\
 examples:
   coderclip classify photos/ --model open_clip:ViT-B-32:openai --knowledge food101
@@ -18,6 +22,17 @@ examples:
   coderclip classify photos/ -m open_clip:ViT-B-32:openai -k my_knowledge.json --format csv -o out.csv
   coderclip classify big_folder/ -m open_clip:ViT-B-32:openai -k food101 --format jsonl -o out.jsonl
   coderclip classify --features feats.safetensors -m open_clip:ViT-B-32:openai -k pets.json
+  coderclip classify shards/ -m open_clip:ViT-B-32:openai -k food101 --format parquet -o preds.parquet
+  coderclip classify laion-embeddings/ -m open_clip:ViT-B-32:openai -k imagenet -o preds/ --engine ray
+  coderclip classify s3://bucket/shards/ -m ... -k ... -o s3://bucket/preds/ --engine ray --address auto
+  coderclip classify photo.jpg -m testbed -k testbed --explain      # which texts decided
+
+Inputs are detected by name (--input-format overrides): a folder of .tar shards (WebDataset, as
+img2dataset writes them), .parquet files with image bytes or paths, a folder with img_emb/ and
+metadata/ (clip-retrieval's embeddings), a path,label .csv manifest, or image files and folders.
+Parquet output has the columns key, label, score, top_labels, top_scores. With -o FOLDER (always
+with --engine ray) each input shard gets its own Parquet file, and running the same command again
+skips the shards already done.
 """
 
 
@@ -37,12 +52,30 @@ def add_parser(sub) -> None:
                    choices=["coder-rerank", "coder", "clip", "clip-ensemble"])
     add_rerank_args(p)
     p.add_argument("--top", type=positive_int, default=5, help="classes shown per image (default 5)")
-    p.add_argument("--format", choices=list(FORMATS), default="table",
-                   help="table (default), csv, jsonl (one JSON object per image) or json")
+    p.add_argument("--explain", action="store_true",
+                   help="show the texts that contributed most to each answer (JSON and JSON "
+                        "lines: an 'explanation' list per image, --top entries; table, json or "
+                        "jsonl output of image files or --features)")
+    p.add_argument("--format", choices=[*FORMATS, "parquet"], default=None,
+                   help="table (default), csv, jsonl (one JSON object per image), json, or parquet "
+                        "(the default for -o FOLDER)")
     p.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --output even if an earlier run with other settings wrote it "
                         "(default: resume a run with the same settings)")
+    g = p.add_argument_group("large inputs")
+    g.add_argument("--input-format", default="auto", choices=["auto", *_INPUT_FORMATS],
+                   help="how to read the inputs (default: detected from their names)")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: a Ray Data pipeline (pip install 'coderclip[ray]')")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster to join (e.g. auto or ray://host:10001); default: a local instance")
+    g.add_argument("--actors", type=positive_int, default=1,
+                   help="model replicas on Ray, one per actor (GPU actors where the cluster has GPUs)")
+    g.add_argument("--shard-size", type=positive_int, default=_SHARD_SIZE,
+                   help=f"images per shard when files or a manifest are cut into shards (default {_SHARD_SIZE})")
+    g.add_argument("--coder-vector", action="store_true",
+                   help="Parquet output: add each image's CODER vector (one similarity per knowledge text)")
     p.set_defaults(func=run)
 
 
@@ -56,6 +89,16 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.images) == bool(args.features):
         raise ConfigError("give image files/folders or --features FILE (one of the two)")
+    if args.explain and (args.format in ("csv", "parquet")
+                         or (args.features is None and _large(args))):
+        raise ConfigError("--explain needs --format table, json or jsonl on image files or "
+                          "--features (CSV and Parquet rows have no room for the list of texts; "
+                          "shard inputs and --engine ray do not explain)")
+    if args.features is None and _large(args):
+        return _run_large(args)
+    args.format = args.format or "table"
+    if args.format == "parquet":
+        raise ConfigError("--features files are written as table, csv, jsonl or json")
     # everything that can be checked without the model first: knowledge, inputs, the output path
     knowledge = load_knowledge_from_args(args)
     check_output_file(args.output, "--output")
@@ -84,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         source = {"images": len(paths)}
     settings = {"model": encoder.identity, "knowledge": clf.bank_.knowledge_digest,
                 "method": args.method, "top": args.top, "rerank_k": args.rerank_k, "tau": args.tau,
-                **source}
+                **source, **({"explain": True} if args.explain else {})}
     if args.format == "json" and not args.output:   # one document on stdout: rows are held
         return _json_to_stdout(clf, args, feats, paths, problems)
     written = [0]
@@ -104,12 +147,34 @@ def run(args: argparse.Namespace) -> int:
             batches = image_batches(encoder, paths, batch_size=args.batch_size,
                                     num_workers=args.workers, show_progress_bar=sys.stderr.isatty(),
                                     skip=writer.done)
+        write = writer.write
+        if args.explain:
+            batches, write = _with_explanations(clf, args.top, batches, write)
         summary = _stream_until_interrupted(
             lambda write: classify_stream(batches, clf.tables_, write, class_names=clf.classes_,
                                           k=args.top, method=args.method, rerank_k=args.rerank_k,
                                           tau=args.tau),
-            writer.write, written, args.output, writer.resumed)
+            write, written, args.output, writer.resumed)
     return _finish(summary.failures + problems, written[0] + writer.resumed, args)
+
+
+def _with_explanations(clf, k: int, batches, write):
+    """``batches`` passed through, remembering the one being scored, and a ``write`` that adds
+    each image's explanation (computed from that batch's embeddings) to its row."""
+    current = {}
+
+    def tracked():
+        for b in batches:
+            current["batch"] = b
+            yield b
+
+    def explained(ids, classes, probs):
+        b = current["batch"]
+        assert list(ids) == list(b.ids), "rows are written for the batch just scored"
+        why = clf.explain(embeddings=b.embeddings, k=k)
+        write(ids, classes, probs, extras=[{"explanation": w["explanation"]} for w in why])
+
+    return tracked(), explained
 
 
 def _stream_until_interrupted(stream, write, written: list[int], output, resumed: int):
@@ -161,15 +226,19 @@ def _json_to_stdout(clf, args, feats, paths, problems) -> int:
 
     rows: list[dict] = []
 
-    def keep(ids, classes, probs):
-        rows.extend(prediction_row(i, cs, ps) for i, cs, ps in zip(ids, classes, probs))
+    def keep(ids, classes, probs, extras=None):
+        rows.extend({**prediction_row(i, cs, ps), **(e or {})}
+                    for i, cs, ps, e in zip(ids, classes, probs, extras or [None] * len(ids)))
 
     if feats is not None:
         batches = embedding_batches(feats.embeddings, feats.ids or None)
     else:
         batches = image_batches(clf.encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
                                 show_progress_bar=sys.stderr.isatty())
-    summary = classify_stream(batches, clf.tables_, keep, class_names=clf.classes_, k=args.top,
+    write = keep
+    if args.explain:
+        batches, write = _with_explanations(clf, args.top, batches, keep)
+    summary = classify_stream(batches, clf.tables_, write, class_names=clf.classes_, k=args.top,
                               method=args.method, rerank_k=args.rerank_k, tau=args.tau)
     if rows:
         write_json({"method": args.method, "results": rows}, None)
@@ -181,3 +250,29 @@ def _report_failures(failures) -> None:
         print(f"coderclip classify: skipped {len(failures)} unreadable image(s):", file=sys.stderr)
         for _path, reason in failures:
             print(f"  {reason}", file=sys.stderr)
+
+
+def _large(args) -> bool:
+    """Shard inputs, Parquet, output folders and Ray go through coderclip.scale."""
+    from ..scale import detect_format
+
+    fmt = args.input_format if args.input_format != "auto" else detect_format(args.images)
+    folder = args.output is not None and args.format in (None, "parquet") and \
+        "." not in Path(args.output).name
+    return fmt != "files" or args.engine == "ray" or args.format == "parquet" or folder
+
+
+def _run_large(args) -> int:
+    from ..scale import classify, format_summary
+
+    knowledge = load_knowledge_from_args(args)
+    summary = classify(args.images, args.model, knowledge, args.output,
+                       input_format=args.input_format, output_format=args.format, engine=args.engine,
+                       method=args.method, rerank_k=args.rerank_k, tau=args.tau, top=args.top,
+                       batch_size=args.batch_size, shard_size=args.shard_size,
+                       with_vector=args.coder_vector, device=args.device, precision=args.precision,
+                       cache=not args.no_cache, decode_threads=args.workers, address=args.address,
+                       workers=args.actors, overwrite=args.overwrite,
+                       progress=sys.stderr.isatty() or args.engine == "ray")
+    print(format_summary(summary), file=sys.stderr)
+    return 0 if not summary["failed_shards"] else 1

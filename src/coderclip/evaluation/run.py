@@ -52,14 +52,17 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
              ks: Sequence[int] = DEFAULT_KS, batch_size: int = 64, num_workers: int | None = None,
              cache: bool = True, show_progress_bar: bool = False,
-             knowledge_source: str | None = None, methods: Sequence[str] | None = None) -> dict:
+             knowledge_source: str | None = None, methods: Sequence[str] | None = None,
+             encoded_batches: Callable | None = None) -> dict:
     """Evaluate every method on a labelled :class:`~coderclip.datasets.ImageDataset`.
 
     Order of work: align the knowledge to the dataset's classes (by name), build the text bank,
     embed and score the images batch by batch (embeddings are not kept), and only then read the
     labels. ``methods``: which methods to report (default
     :data:`~coderclip.defaults.DEFAULT_METHODS`; CODER + rerank, its sweeps and the ablation are
-    always there); only their texts are encoded.
+    always there); only their texts are encoded. ``encoded_batches`` replaces
+    :func:`~coderclip.images.iter_encoded_batches` (same arguments, same batches), e.g. with the
+    Ray engine's :func:`~coderclip.scale.ray_engine.ray_encoded_batches`.
     """
     from ..images import iter_encoded_batches
 
@@ -71,9 +74,9 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     failures: list[tuple[str, str]] = []
 
     def batches():
-        for idx, emb, bad in iter_encoded_batches(encoder, dataset.paths, batch_size=batch_size,
-                                                  num_workers=num_workers,
-                                                  show_progress_bar=show_progress_bar):
+        for idx, emb, bad in (encoded_batches or iter_encoded_batches)(
+                encoder, dataset.paths, batch_size=batch_size, num_workers=num_workers,
+                show_progress_bar=show_progress_bar):
             failures.extend(bad)
             if idx:
                 kept.extend(idx)
