@@ -61,14 +61,14 @@ class OpenClipEncoder(Encoder):
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.context_length = getattr(tokenizer, "context_length", None)
-        with torch.inference_mode():
-            probe = self.model.encode_text(self.tokenizer(["a"]).to(self.device))
-        self.embed_dim = int(probe.shape[-1])
-        self.trim_text = trim_text and _trimmed_text_matches(self.model, self.tokenizer, self.device)
+        self.embed_dim = _embed_dim(self.model, self.tokenizer, self.device)
         self.name = f"open_clip:{model}" + (f":{pretrained}" if pretrained else "")
         arch = "local-dir" if model.startswith("local-dir:") else model  # content, not location
         self.identity = (f"open_clip|{arch}|{weights_id}|{_PRECISION_NAMES[self.dtype]}"
                          f"|{self.device.type}")
+        self.trim_text = trim_text and _memoised_check(
+            "trim_text", self.identity, weights_id != "random-init",
+            lambda: _trimmed_text_matches(self.model, self.tokenizer, self.device))
 
     def _encode_image_batch(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
@@ -281,6 +281,43 @@ def _trimmed_text_matches(model, tokenizer, device: torch.device) -> bool:
     if not ok:
         log.debug("trimmed text encoding disabled: it differs from the full path on a probe")
     return ok
+
+
+def _embed_dim(model, tokenizer, device: torch.device) -> int:
+    """The embedding width, read from the text projection where it has one (no forward pass),
+    else from encoding one text."""
+    proj = getattr(model, "text_projection", None)
+    if isinstance(proj, torch.nn.Linear):
+        return int(proj.out_features)
+    if isinstance(proj, torch.Tensor) and proj.ndim == 2:
+        return int(proj.shape[1])
+    with torch.inference_mode():
+        return int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
+
+
+def _memoised_check(name: str, identity: str, memoise: bool, check) -> bool:
+    """``check()``, remembered on disk for this encoder identity and these library versions (the
+    result depends on nothing else), so that a warm start skips its forward passes."""
+    import hashlib
+
+    from .. import paths
+    from ..knowledge import atomic_write_text
+
+    if not memoise:
+        return bool(check())
+    open_clip = import_open_clip()
+    key = hashlib.sha256(f"{name}|{identity}|{open_clip.__version__}|{torch.__version__}".encode())
+    memo = paths.cache_dir() / "checks" / f"{name}-{key.hexdigest()[:32]}.json"
+    try:
+        return bool(json.loads(memo.read_text())[name])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    result = bool(check())
+    try:
+        atomic_write_text(memo, json.dumps({"identity": identity, name: result}))
+    except OSError:
+        pass  # a read-only cache only costs the check next time
+    return result
 
 
 def _takes_cache_dir() -> bool:
