@@ -61,7 +61,6 @@ def test_other_text_towers_use_the_full_path():
 
 
 def test_trim_text_can_be_turned_off(open_clip_dir):
-
     enc = OpenClipEncoder(f"local-dir:{open_clip_dir / 'local'}", device="cpu", trim_text=False)
     assert not enc.trim_text
 
