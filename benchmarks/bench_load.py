@@ -144,6 +144,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--arch", default="ViT-B-32")
     ap.add_argument("--sections", default="memory,startup,imports")
+    ap.add_argument("--formats", default="safetensors,pt,hf",
+                    help="which checkpoints the memory section loads (safetensors, pt, hf)")
     ap.add_argument("--hf-config", default=None,
                     help="JSON CLIPConfig arguments for the transformers folder (default: ViT-B/32)")
     args = ap.parse_args()
@@ -160,6 +162,7 @@ def main() -> int:
         "pt": [("coderclip", f"open_clip:{a['arch']}:{a['pt']}"), ("open_clip", f"{a['arch']}:{a['pt']}")],
         "hf": [("coderclip", f"hf:{a['hf']}"), ("transformers", a["hf"])],
     }
+    variants = {k: v for k, v in variants.items() if k in args.formats.split(",")}
     runs: dict[str, dict[str, list[dict]]] = {fmt: {v: [] for v, _ in vs} for fmt, vs in variants.items()}
     if sections & {"memory", "startup"}:
         for fmt, vs in variants.items():  # warm the page cache and the weights-fingerprint memo
