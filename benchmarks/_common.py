@@ -20,9 +20,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(1, str(ROOT))  # tests.reference: the loop scorer used as the speed baseline
 
-from coderclip.textbank import TEXT_TYPES, TextBank  # noqa: E402
+from coderclip.bank.textbank import TEXT_TYPES, TextBank  # noqa: E402
 
 _T = {t: i for i, t in enumerate(TEXT_TYPES)}
 
@@ -222,7 +224,7 @@ def imagenet_sized_knowledge(n_classes: int = 1000, synonyms: int = 1, attribute
     import itertools
 
     from coderclip.knowledge import ClassKnowledge, Knowledge
-    from coderclip.packs import load_pack
+    from coderclip.knowledge import load_pack
 
     try:
         from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES as names

@@ -53,9 +53,9 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    import coderclip.cache as new_c
+    import coderclip.bank.cache as new_c
     import coderclip.scoring as new_s
-    import coderclip.textbank as new_t
+    import coderclip.bank.textbank as new_t
 
     with tempfile.TemporaryDirectory() as tmp:
         old = load_before(args.before, Path(tmp))

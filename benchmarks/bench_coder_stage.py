@@ -7,7 +7,7 @@ each of 5 neighbours per class in both directions, clustered classes so that an 
 candidates usually have one-vs-one texts between them. Images lie near a class centre; the noise
 level gives roughly 60 % stage-1 accuracy and half the images under τ = 0.5.
 
-The loop version (coderclip._reference.ReleaseLoopScorer) is slow at 10k-21k classes, so it runs
+The loop version (tests.reference.ReleaseLoopScorer) is slow at 10k-21k classes, so it runs
 on the first ``--loop-images`` images only and its time is reported per image (extrapolated).
 Both versions run interleaved (loop, vectorised, loop, ...) so machine load hits both alike.
 
@@ -25,7 +25,7 @@ import torch
 
 from _common import (SyntheticSpec, Timing, fmt_time, machine, print_table, synthetic_bank,
                      synthetic_images, write_json)
-from coderclip._reference import ReleaseLoopScorer
+from tests.reference import ReleaseLoopScorer
 from coderclip.scoring import CoderTables, coder_vectors, heuristic_scores, rerank_top_k
 
 INF = float("inf")

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from _common import PeakRSS, RandomTextEncoder, imagenet_sized_knowledge, machine, print_table, write_json
-from coderclip.evaluation import predict_zero_shot, score_zero_shot
-from coderclip.textbank import TEXT_TYPES, TextBank
+from coderclip.evaluation.predict import predict_zero_shot
+from coderclip.evaluation.metrics import score_zero_shot
+from coderclip.bank.textbank import TEXT_TYPES, TextBank
 
 MB = 1 << 20
 

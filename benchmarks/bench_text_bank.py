@@ -21,8 +21,8 @@ import time
 import torch
 
 from _common import Timing, fmt_time, imagenet_sized_knowledge, machine, measure, print_table, write_json
-from coderclip.cache import MAX_SHARDS, TextEmbeddingCache
-from coderclip.textbank import CODER_TYPES, TextBank, build_entries, knowledge_digest
+from coderclip.bank.cache import MAX_SHARDS, TextEmbeddingCache
+from coderclip.bank.textbank import CODER_TYPES, TextBank, build_entries, knowledge_digest
 
 
 def cold_throughput(encoder, texts: list[str], repeats: int, batch_size: int) -> dict:

@@ -10,7 +10,7 @@ Sections (each one is skipped with a message, never fatal, when something it nee
   to timm's CLIP-architecture ViTs when open_clip is not installed).
 * ``coder_stage``: heuristic + rerank (and the explicit CODER vectors φ) per image for synthetic
   banks of 1k / 10k / 21k classes, vectorised in fp16 / bf16 / fp32, against the authors' loop
-  structure (coderclip._reference.ReleaseLoopScorer, fp32, one-vs-one texts kept on the CPU and
+  structure (tests.reference.ReleaseLoopScorer, fp32, one-vs-one texts kept on the CPU and
   moved per pair as in the release) on a subset of images; same-prediction checks; the stage as a
   share of ViT-B/32 fp16 image-encoding time.
 * ``text_encoding``: an ImageNet-sized bank (1k classes, ~21k texts) through open_clip ViT-B-32's
@@ -210,7 +210,7 @@ class Bench:
     # ------------------------------------------------------------------ CODER stage
     def coder_stage(self) -> dict:
         from bench_coder_stage import IMAGE_NOISE, vectorised_predict
-        from coderclip._reference import ReleaseLoopScorer
+        from tests.reference import ReleaseLoopScorer
         from coderclip.scoring import CoderTables, coder_vectors, heuristic_scores, rerank_top_k
 
         s = self.sizes
@@ -340,7 +340,7 @@ class Bench:
         return OpenClipEncoder("ViT-B-32", None, device=str(self.device), precision=dname), dname
 
     def text_encoding(self) -> dict:
-        from coderclip.textbank import CODER_TYPES, build_entries
+        from coderclip.bank.textbank import CODER_TYPES, build_entries
 
         enc, dname = self.text_encoder()
         texts, _ = build_entries(imagenet_sized_knowledge(self.sizes.text_classes), CODER_TYPES)
@@ -381,8 +381,9 @@ class Bench:
         import numpy as np
 
         from _common import RandomTextEncoder
-        from coderclip.evaluation import predict_zero_shot, score_zero_shot
-        from coderclip.textbank import TEXT_TYPES, TextBank
+        from coderclip.evaluation.predict import predict_zero_shot
+        from coderclip.evaluation.metrics import score_zero_shot
+        from coderclip.bank.textbank import TEXT_TYPES, TextBank
 
         s = self.sizes
         bank = TextBank.build(imagenet_sized_knowledge(s.eval_classes), RandomTextEncoder(512),

@@ -21,7 +21,7 @@ def main(out: str) -> int:
     from coderclip.classifier import CoderClassifier
     from coderclip.datasets import from_folder
     from coderclip.encoders import load_encoder
-    from coderclip.evaluation import evaluate
+    from coderclip.evaluation.run import evaluate
     from coderclip.knowledge import load_knowledge
 
     results: dict = {"cuda": torch.cuda.is_available(),

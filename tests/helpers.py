@@ -58,7 +58,7 @@ def random_knowledge(n_classes: int, seed: int = 0, contrast_neighbours: int = 2
 def write_cache_worker(args):
     """Process entry point for the concurrent-cache test: encode texts through a shared cache."""
     root, identity, texts, seed = args
-    from coderclip.cache import TextEmbeddingCache, cached_encode
+    from coderclip.bank.cache import TextEmbeddingCache, cached_encode
 
     enc = HashEncoder(8)
     cache = TextEmbeddingCache(identity, root)

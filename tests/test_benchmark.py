@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coderclip.benchmark import (BENCHMARK_FORMAT, BENCHMARK_VERSION, BenchmarkDataset,
-                                 resolve_knowledge, run_benchmark, weights_record, write_benchmark)
+from coderclip.evaluation.suite import BENCHMARK_FORMAT, BENCHMARK_VERSION, BenchmarkDataset, resolve_knowledge, run_benchmark
+from coderclip.evaluation.provenance import weights_record
+from coderclip.reports.benchmark import write_benchmark
 from coderclip.cli import main
-from coderclip.evaluation import ABLATION, METHOD_LABELS
-from coderclip.knowledge import ClassKnowledge, Knowledge, file_sha256
+from coderclip.defaults import DEFAULT_METHODS
+from coderclip.evaluation.predict import ABLATION, METHOD_LABELS
+from coderclip.knowledge import ClassKnowledge, Knowledge
+from coderclip._io import file_sha256
 
 from .datasets import fakes
 
@@ -51,11 +54,13 @@ def check_run(run: dict, *, n_images: int, n_classes: int) -> None:
                         "provenance"}
     assert run["n_images"] == n_images and run["dataset"]["classes"] == n_classes
     assert run["dataset"]["split"] == "test" and run["protocol"]["test_split"] == "test"
-    assert set(run["methods"]) == set(METHOD_LABELS)
+    assert list(run["methods"]) == list(DEFAULT_METHODS)
     for m, v in run["methods"].items():
         assert v["label"] == METHOD_LABELS[m] and 0 <= v["top1"] <= v["top5"] <= 100
-        assert v["top1"] * n_images / 100 == pytest.approx(round(v["top1"] * n_images / 100))
-    assert list(run["ablation"]) == [*ABLATION, "+rerank"]
+        for top1 in v.get("top1_per_seed", [v["top1"]]):  # WaffleCLIP: one run per seed
+            assert top1 * n_images / 100 == pytest.approx(round(top1 * n_images / 100))
+    assert run["methods"]["waffle"]["top1"] == pytest.approx(np.mean(run["methods"]["waffle"]["top1_per_seed"]))
+    assert list(run["ablation"]) == [*ABLATION, "+rerank", "P+Noise"]
     assert run["ablation"]["+rerank"] == run["methods"]["coder-rerank"]["top1"]
     assert run["ablation"]["P+Att+Ana+Syn"] == run["methods"]["coder"]["top1"]
     rr = run["rerank"]
@@ -125,8 +130,8 @@ def test_benchmark_cli_on_fake_dataset(tmp_path, open_clip_spec, open_clip_dir, 
     assert sel["top1"] == best and (p["tau"], p["top_k"]) in [(g["tau"], g["top_k"]) for g in sel["grid"]
                                                               if g["top1"] == best]
     assert not run["features"]["cache_hit"] and run["features"]["key"]["split"] == "test"
-    assert len(report["summary"]) == 4
-    assert {r["method"] for r in report["summary"]} == set(METHOD_LABELS)
+    assert len(report["summary"]) == len(DEFAULT_METHODS)
+    assert {r["method"] for r in report["summary"]} == set(DEFAULT_METHODS)
 
     charts = report["charts"]
     assert set(charts) == {"accuracy", "ablation", "tau_sweep", f"confused-eurosat-{_slug(open_clip_spec)}"}
@@ -148,7 +153,7 @@ def test_benchmark_cli_on_fake_dataset(tmp_path, open_clip_spec, open_clip_dir, 
 
 
 def _slug(text):
-    from coderclip.benchmark import slug
+    from coderclip._io import slug
 
     return slug(text)
 
@@ -201,14 +206,15 @@ def test_benchmark_on_sample_photos(tmp_path, sample_photos, open_clip_encoder, 
 
 
 def test_labels_are_read_only_after_predictions(tmp_path, open_clip_encoder, open_clip_spec, monkeypatch):
-    import coderclip.evaluation as evaluation
+    import coderclip.evaluation.run as run
+    import coderclip.evaluation.suite as suite
     from coderclip.datasets import ImageDataset
 
     exp = fakes.eurosat(tmp_path / "eurosat")
     kfile = tmp_path / "k.json"
     small_knowledge(exp.names, domain="satellite").save(kfile)
     events = []
-    real_predict, real_labels = evaluation.predict_zero_shot, ImageDataset.labels
+    real_predict, real_labels = suite.predict_zero_shot, ImageDataset.labels
 
     def predict(x, *a, **kw):
         events.append(("predict", int(x.shape[0])))
@@ -218,7 +224,8 @@ def test_labels_are_read_only_after_predictions(tmp_path, open_clip_encoder, ope
         events.append(("labels", self.split))
         return real_labels(self)
 
-    monkeypatch.setattr(evaluation, "predict_zero_shot", predict)
+    monkeypatch.setattr(suite, "predict_zero_shot", predict)
+    monkeypatch.setattr(run, "predict_zero_shot", predict)
     monkeypatch.setattr(ImageDataset, "labels", labels)
     run_benchmark([BenchmarkDataset("eurosat", str(tmp_path / "eurosat"), str(kfile))],
                   [open_clip_spec], tau_from="val", k_from="val", ks=(2, 3), taus=(0.0, 0.5),
@@ -229,7 +236,7 @@ def test_labels_are_read_only_after_predictions(tmp_path, open_clip_encoder, ope
 
 
 def test_default_knowledge_is_the_shipped_pack(tmp_path):
-    from coderclip.packs import has_pack, pack_path
+    from coderclip.knowledge.packs import has_pack, pack_path
 
     exp = fakes.dtd_coop(tmp_path / "dtd")
     from coderclip.datasets import LOADERS

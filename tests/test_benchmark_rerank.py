@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from coderclip.benchmark import BenchmarkDataset, benchmark_markdown, run_benchmark
+from coderclip.evaluation.suite import BenchmarkDataset, run_benchmark
+from coderclip.reports.benchmark import benchmark_markdown
 from coderclip.encoders.base import Encoder
 from coderclip.knowledge import ClassKnowledge, Knowledge
 

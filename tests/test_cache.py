@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from coderclip.cache import MAX_SHARDS, TextEmbeddingCache, cache_dir, cached_encode
+from coderclip.bank.cache import MAX_SHARDS, TextEmbeddingCache, cached_encode
+from coderclip.paths import cache_dir
 
 from .helpers import HashEncoder, write_cache_worker
 
@@ -116,7 +117,7 @@ def test_unwritable_cache_degrades_to_no_cache(tmp_path, caplog):
 
 def test_load_same_order_partial_and_reordered(tmp_path):
     """The whole-shard fast path, a reordered request, duplicates and misses give the same rows."""
-    from coderclip.cache import _digest
+    from coderclip.bank.cache import _digest
 
     cache = TextEmbeddingCache("model-x", tmp_path)
     texts = [f"text {i}" for i in range(50)]

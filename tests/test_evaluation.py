@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from coderclip.datasets import ImageDataset, from_folder
-from coderclip.evaluation import (ABLATION, METHOD_LABELS, ZeroShotPredictions, evaluate,
-                                  predict_zero_shot, score_zero_shot)
-from coderclip.textbank import TEXT_TYPES, TextBank
+from coderclip.defaults import DEFAULT_METHODS
+from coderclip.evaluation.predict import (ABLATION, METHOD_LABELS, NOISE_ROW, ZeroShotPredictions,
+                                         predict_zero_shot)
+from coderclip.evaluation.run import evaluate
+from coderclip.evaluation.metrics import score_zero_shot
+from coderclip.bank.textbank import TEXT_TYPES, TextBank
 
 from .helpers import HashEncoder, random_knowledge
 
@@ -37,7 +40,7 @@ def make_folder_dataset(root, classes, per_class=3, seed=0):
 
 
 def test_labels_are_read_only_after_all_predictions(tmp_path, open_clip_encoder, small_knowledge, monkeypatch):
-    import coderclip.evaluation as ev
+    import coderclip.evaluation.run as ev
 
     root = make_folder_dataset(tmp_path / "data", ["lime", "lemon", "orange"])
     base = from_folder(root)
@@ -54,8 +57,8 @@ def test_labels_are_read_only_after_all_predictions(tmp_path, open_clip_encoder,
     report = evaluate(open_clip_encoder, small_knowledge, ds, num_workers=0)
     assert ds.events == ["predicted", "labels"]
     assert report["n_images"] == 9
-    assert set(report["methods"]) == set(METHOD_LABELS)
-    assert list(report["ablation"]) == [*ABLATION, "+rerank"]
+    assert list(report["methods"]) == list(DEFAULT_METHODS)
+    assert list(report["ablation"]) == [*ABLATION, "+rerank", NOISE_ROW[0]]
     assert len(report["per_class"]) == 3 and report["per_class"][0]["images"] == 3
     prov = report["provenance"]
     assert prov["model"]["identity"] == open_clip_encoder.identity

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from coderclip.knowledge import (ClassKnowledge, Knowledge, KnowledgeError, load_knowledge,
-                                 normalize_name)
+from coderclip.knowledge import ClassKnowledge, Knowledge, KnowledgeError, load_knowledge
+from coderclip.names import normalize_name
 
 
 def write(tmp_path, data, name="k.json"):

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from coderclip._reference import ReleaseLoopScorer, loop_heuristic_scores, loop_rerank
+from tests.reference import ReleaseLoopScorer, loop_heuristic_scores, loop_rerank
 from coderclip.scoring import (CoderTables, clip_scores, coder_vectors, confidence_gap,
                                heuristic_scores, pairwise_scores, rerank_top_k)
-from coderclip.textbank import TEXT_TYPES, TextBank
+from coderclip.bank.textbank import TEXT_TYPES, TextBank
 
 from .helpers import HashEncoder, random_knowledge
 

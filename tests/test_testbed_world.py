@@ -146,7 +146,7 @@ def test_test_set_is_fixed_and_ordered():
 
 
 def test_shipped_class_list_and_pack_follow_the_test_set_order():
-    from coderclip import packs
+    from coderclip.knowledge import packs
     from coderclip.knowledge import load_knowledge
 
     assert packs.shipped_class_names("testbed") == tc.CLASS_NAMES

@@ -7,8 +7,8 @@ import torch
 
 from coderclip.errors import ConfigError
 from coderclip.knowledge import ClassKnowledge, Knowledge
-from coderclip.templates import DOMAINS
-from coderclip.textbank import TEXT_TYPES, TextBank, build_entries
+from coderclip.knowledge.templates import DOMAINS
+from coderclip.bank.textbank import TEXT_TYPES, TextBank, build_entries
 
 from .helpers import HashEncoder
 

@@ -23,7 +23,7 @@ from .knowledge import ClassKnowledge, Knowledge, load_knowledge
 _LAZY = {
     "CoderClassifier": "classifier", "METHODS": "classifier",
     "Encoder": "encoders", "load_encoder": "encoders",
-    "TextBank": "textbank",
+    "TextBank": "bank",
     "evaluate": "evaluation",
     "FeatureSet": "features", "load_features": "features", "save_features": "features",
 }

@@ -16,15 +16,11 @@ from .images import load_image
 from .knowledge import Knowledge, load_knowledge
 from .scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, RerankResult, clip_scores,
                       heuristic_scores, move_to_front, rerank_top_k)
-from .textbank import CODER_TYPES, TextBank
+from .baselines import BaselineTables, prototype_scores
+from .bank.textbank import METHOD_TYPES, TextBank
 
 #: method name -> text types its text bank needs
-METHODS: dict[str, tuple[str, ...]] = {
-    "clip": ("name",),
-    "clip-ensemble": ("name", "ensemble"),
-    "coder": ("name", "synonym", "attribute", "analogous"),
-    "coder-rerank": CODER_TYPES,
-}
+METHODS: dict[str, tuple[str, ...]] = METHOD_TYPES
 
 ImagesLike = Sequence[str | os.PathLike | Image.Image | torch.Tensor] | torch.Tensor
 
@@ -36,7 +32,9 @@ class CoderClassifier:
     ----------
     encoder: a loaded :class:`~coderclip.encoders.Encoder` (``coderclip.load_encoder(...)``).
     knowledge: a :class:`~coderclip.Knowledge`, a knowledge file path or a shipped pack name.
-    method: ``"coder-rerank"`` (default), ``"coder"``, ``"clip"`` or ``"clip-ensemble"``.
+    method: ``"coder-rerank"`` (default), ``"coder"``, ``"clip"``, ``"clip-ensemble"``, or a
+        training-free peer from the same knowledge: ``"dclip"``, ``"cupl"``, ``"cupl-templates"``,
+        ``"waffle"`` (all random-descriptor sets together); see docs/method.md.
     types: restrict CODER's text types (ablations), e.g. ``("name", "attribute")``.
     rerank_k, tau: rerank candidates K and confidence gap τ (rerank when p1 − p2 < τ).
     cache: reuse text embeddings cached on disk (``True``), or not (``False``).
@@ -77,6 +75,12 @@ class CoderClassifier:
         dtype = self.encoder.dtype if self.encoder.device.type != "cpu" else torch.float32
         self.tables_ = CoderTables.from_bank(self.bank_, types=types, device=self.encoder.device,
                                              dtype=dtype)
+        if self.method in ("dclip", "cupl", "cupl-templates", "waffle"):
+            peers = BaselineTables.from_bank(self.bank_, device=self.encoder.device, dtype=dtype)
+            self.prototypes_ = {"dclip": peers.dclip, "cupl": peers.cupl,
+                                "cupl-templates": peers.cupl_templates,
+                                "waffle": None if peers.waffle is None else peers.waffle.mean(0)
+                                }[self.method]
         return self
 
     def _check_fitted(self) -> None:
@@ -112,6 +116,8 @@ class CoderClassifier:
             return clip_scores(x, self.tables_)
         if self.method == "clip-ensemble":
             return clip_scores(x, self.tables_, ensemble=True)
+        if self.method in ("dclip", "cupl", "cupl-templates", "waffle"):
+            return prototype_scores(x, self.prototypes_)
         return heuristic_scores(x, self.tables_)
 
     def _rerank(self, x: torch.Tensor, scores: torch.Tensor) -> RerankResult | None:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from .cache import cache_dir
+from .paths import cache_dir
 from .images import EncodedImages, encode_image_files
-from .knowledge import atomic_write_bytes
+from ._io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .knowledge import atomic_write_bytes
+from ._io import atomic_write_bytes
 
 FEATURES_FORMAT = "coderclip-features-1"
 

@@ -52,8 +52,8 @@ def default_answer(body: dict) -> str:
     subject = re.sub(r"^(a|an|the) ", "", _QUOTED.findall(user)[0].split(",")[0])  # the class name
     if kind == "contrasts":
         a, b = pair_names(user)
-        first = [f"{a} mark {k} against {b}" for k in (1, 2, 3)]
-        second = [f"{b} mark {k} against {a}" for k in (1, 2, 3)]
+        first = [f"{a} mark {k}" for k in (1, 2, 3)]
+        second = [f"{b} mark {k}" for k in (1, 2, 3)]
         if structured:
             return json.dumps({"first": first, "second": second})
         return "\n".join([f"Here are the differences:", f"**{a}:**", *[f"- {f}" for f in first],

@@ -8,8 +8,8 @@ import pytest
 
 from coderclip.atg import GenerationConfig, generate_knowledge
 from coderclip.atg.analogous import AnalogousFilter
-from coderclip.atg.llm import LLM, ChatResult
-from coderclip.templates import DOMAINS
+from coderclip.atg.llm.base import LLM, ChatResult
+from coderclip.knowledge.templates import DOMAINS
 
 FOOD = DOMAINS["food"]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from coderclip.atg.classes import ClassSpec, as_class_specs, read_class_list
-from coderclip.atg.llm_openai import OpenAICompatibleLLM
+from coderclip.atg.llm.openai import OpenAICompatibleLLM
 from coderclip.atg.pairs import nearest_pairs, pairs_from_names, read_pairs
 from coderclip.atg.retry import RetryPolicy, parse_retry_after
 from coderclip.errors import ConfigError, KnowledgeError

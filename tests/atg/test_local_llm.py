@@ -8,7 +8,7 @@ import pytest
 
 from coderclip.atg import GenerationConfig, generate_knowledge
 from coderclip.atg.llm import load_llm
-from coderclip.atg.llm_local import TransformersLLM, resolve_local_source
+from coderclip.atg.llm.local import TransformersLLM, resolve_local_source
 from coderclip.errors import ConfigError, ModelLoadError
 from coderclip.knowledge import load_knowledge
 
@@ -65,7 +65,7 @@ def test_shipped_gguf_generates_a_knowledge_file(tmp_path):
 
 def test_gguf_parse_memo_is_undone():
     gguf = pytest.importorskip("gguf")
-    from coderclip.atg.llm_local import _parse_gguf_once
+    from coderclip.atg.llm.local import _parse_gguf_once
 
     before = (gguf.GGUFReader, gguf.get_tensor_name_map)
     with _parse_gguf_once():

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from coderclip.atg import GenerationConfig, RetryPolicy, generate_knowledge
-from coderclip.atg.llm import ChatRequest, FatalLLMError, TransientLLMError, load_llm
+from coderclip.atg.llm.base import ChatRequest, FatalLLMError, TransientLLMError
+from coderclip.atg.llm import load_llm
 from coderclip.errors import LLMError
 from coderclip.knowledge import load_knowledge
 
@@ -118,8 +119,8 @@ def test_ten_classes_survive_every_kind_of_fault(chat_server, tmp_path):
     assert k.class_names == FOODS
     for c in k.classes:
         assert len(c.attributes) == 8 and c.synonyms and c.analogous, c
-    assert k["hot dog"].contrasts["hamburger"][0] == "hot dog mark 1 against hamburger"
-    assert k["hamburger"].contrasts["hot dog"][0] == "hamburger mark 1 against hot dog"
+    assert k["hot dog"].contrasts["hamburger"][0] == "hot dog mark 1"
+    assert k["hamburger"].contrasts["hot dog"][0] == "hamburger mark 1"
     s = r.summary.stats
     assert s.transient_failures == 5 and s.unusable_answers == 3
     # every finished task is journaled exactly once

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coderclip.atg import wordnet
-from coderclip.templates import DOMAINS
+from coderclip.knowledge.templates import DOMAINS
 
 
 def test_data_copy_has_unix_line_endings_and_is_made_once(tmp_path):

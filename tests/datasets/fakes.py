@@ -40,7 +40,7 @@ def write_image(path: Path, seed: int = 0) -> Path:
 def shipped_or_generic(key: str, n: int) -> list[str]:
     """The shipped class list when there is one (so the fake's raw names match it), else
     ``class_0 ..``; the loader must report the same either way."""
-    from coderclip.packs import shipped_class_names
+    from coderclip.knowledge.packs import shipped_class_names
 
     try:
         names = shipped_class_names(key)
@@ -51,7 +51,7 @@ def shipped_or_generic(key: str, n: int) -> list[str]:
 
 
 def expected_names(key: str, raw: list[str]) -> list[str]:
-    from coderclip.packs import shipped_class_names
+    from coderclip.knowledge.packs import shipped_class_names
 
     try:
         return shipped_class_names(key)

@@ -168,7 +168,7 @@ def test_split_file_with_wrong_class_count_or_order(fast_tmp):
         for it in items:
             it[1] = swap.get(it[1], it[1])
     exp.split_file.write_text(json.dumps(data))
-    from coderclip.packs import shipped_class_names
+    from coderclip.knowledge.packs import shipped_class_names
 
     try:
         shipped_class_names("dtd")
@@ -208,7 +208,7 @@ def test_cifar_image_folder_export_and_pickle_version(fast_tmp):
     ds = LOADERS["cifar10"](fast_tmp / "export")
     assert ds.class_names == fakes.expected_names("cifar10", [fakes.folder(n) for n in names])
     assert sorted(ds.labels().tolist()) == sorted(list(range(10)) * 2)
-    from coderclip.knowledge import normalize_name
+    from coderclip.names import normalize_name
 
     assert all(normalize_name(p.parent.name) == normalize_name(ds.class_names[lab])
                for p, lab in zip(ds.paths, ds.labels()))

@@ -154,7 +154,7 @@ def test_cli_on_the_oxford_pets_loader_uses_its_knowledge_pack(open_clip_spec, t
     """The documented command on a miniature Oxford Pets folder (CoOp split file, 37 breeds,
     2 train / 1 val / 1 test image each): loader, shipped pack, short classes, report files."""
     from coderclip.cli import main
-    from coderclip.packs import shipped_class_names
+    from coderclip.knowledge.packs import shipped_class_names
 
     root = tmp_path / "oxford_pets"
     (root / "images").mkdir(parents=True)

@@ -41,7 +41,7 @@ def testbed_folders(tmp_path_factory):
 @pytest.mark.slow
 def test_both_adapters_beat_zero_shot_at_16_shots(testbed_encoder, testbed_folders):
     from coderclip.fewshot import Augmentation, folder_splits, run_fewshot
-    from coderclip.packs import load_pack
+    from coderclip.knowledge import load_pack
 
     knowledge = load_pack("testbed")
     train, val, test = folder_splits(testbed_folders, domain=knowledge.domain,

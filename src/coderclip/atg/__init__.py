@@ -1,7 +1,7 @@
 """ATG, the auto text generator: class names in, class knowledge out, from a language model.
 
 One entry point, :func:`generate_knowledge` (the ``coderclip generate`` command). The parts, one
-job each: :mod:`.llm` (backends: :mod:`.llm_openai`, :mod:`.llm_local`), :mod:`.prompts`,
+job each: :mod:`.llm` (backends: :mod:`.llm.openai`, :mod:`.llm.local`), :mod:`.prompts`,
 :mod:`.parsing`, :mod:`.wordnet` (offline synonyms), :mod:`.pairs` (contrast pairs),
 :mod:`.analogous` (look-alike filter), :mod:`.journal` (resumable state), :mod:`.runner`
 (retries and parallel requests), :mod:`.assemble` and :mod:`.generate` (the driver).
@@ -12,7 +12,8 @@ from .classes import ClassSpec, read_class_list
 from .config import GenerationConfig
 from .generate import (GenerationPlan, GenerationResult, GenerationSummary, generate_knowledge,
                        plan_generation, run_generation)
-from .llm import LLM, ChatRequest, ChatResult, FatalLLMError, TransientLLMError, load_llm
+from .llm.base import LLM, ChatRequest, ChatResult, FatalLLMError, TransientLLMError
+from .llm import load_llm
 from .prompts import PROMPT_VERSION
 from .retry import RetryPolicy
 

@@ -13,13 +13,13 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..knowledge import normalize_name
+from ..names import normalize_name
 
 if TYPE_CHECKING:
     import torch
 
     from ..encoders.base import Encoder
-    from ..templates import DomainTemplates
+    from ..knowledge.templates import DomainTemplates
 
 
 class AnalogousFilter:

@@ -10,7 +10,8 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..knowledge import ClassKnowledge, Knowledge, normalize_name
+from ..knowledge import ClassKnowledge, Knowledge
+from ..names import normalize_name
 
 
 def apply_results(base: Knowledge, *, lists: Mapping[str, Mapping[int, list[str]]],

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DatasetError, KnowledgeError
-from ..knowledge import normalize_name
+from ..names import normalize_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,7 @@ def read_class_list(source: str | os.PathLike) -> list[ClassSpec]:
     """Read a class list file, or a shipped dataset's class list by name."""
     path = Path(source)
     if not path.exists():
-        from .. import packs
+        from ..knowledge import packs
 
         try:
             return _checked([ClassSpec(n) for n in packs.shipped_class_names(str(source))], str(source))

@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import ConfigError, KnowledgeError, LLMError
-from ..knowledge import (ClassKnowledge, Knowledge, dedupe, load_knowledge, normalize_name,
-                         provenance_record)
-from ..templates import DomainTemplates, get_domain
+from ..knowledge import ClassKnowledge, Knowledge, load_knowledge, provenance_record
+from ..names import dedupe, normalize_name
+from ..knowledge.templates import DomainTemplates, get_domain
 from .analogous import AnalogousFilter
 from .assemble import apply_results
 from .classes import ClassSpec, as_class_specs
 from .config import GenerationConfig
 from .journal import Journal, journal_path_for, read_journal
-from .llm import LLM, FatalLLMError, load_llm
+from .llm.base import LLM, FatalLLMError
+from .llm import load_llm
 from .pairs import nearest_pairs, pairs_from_names, read_pairs
 from .plan import Task, build_prompt, plan_tasks
 from .prompts import PROMPT_VERSION

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, KnowledgeError
-from ..knowledge import normalize_name
+from ..names import normalize_name
 
 if TYPE_CHECKING:
     import torch

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..knowledge import dedupe, normalize_name
+from ..names import dedupe, normalize_name
 
 #: A list marker at the start of a line: "-", "*", "•", "1.", "2)", "(3)", "a)".
 _BULLET = re.compile(r"^(?:[-*•·+‣▪◦–—]|\(?\d{1,3}[.):]|\(\d{1,3}\)|[a-zA-Z][.)])\s+")

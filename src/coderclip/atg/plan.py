@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..templates import DomainTemplates
+from ..knowledge.templates import DomainTemplates
 from .classes import ClassSpec
 from .config import GenerationConfig
 from .prompts import (PROMPT_VERSION, Prompt, analogous_prompt, attributes_prompt, contrast_prompt,

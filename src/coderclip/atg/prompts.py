@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-PROMPT_VERSION = "coderclip-atg-prompts-1"
+PROMPT_VERSION = "coderclip-atg-prompts-2"
 
 SYSTEM = (
     "You help build a visual recognition system. You answer with short, concrete phrases about "
@@ -137,7 +137,8 @@ def contrast_prompt(name_a: str, subject_a: str, name_b: str, subject_b: str, n:
     ask = (
         f"A photo shows either {a} or {b}. What are the key visual differences that tell them "
         f"apart? For each of the two, give {n} short features that it shows and the other one does "
-        "not (each feature a short phrase)."
+        "not (each feature a short phrase). Describe only what that one itself looks like: do not "
+        "mention the other one and do not compare (no \"instead of\", \"rather than\" or \"unlike\")."
     )
     if structured:
         fmt = (f'Answer with a JSON object {{"first": [...], "second": [...]}}: "first" holds the '

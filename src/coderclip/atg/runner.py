@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ..errors import LLMError
-from ..knowledge import normalize_name
-from ..templates import DomainTemplates
+from ..names import normalize_name
+from ..knowledge.templates import DomainTemplates
 from .analogous import AnalogousFilter
 from .classes import ClassSpec
 from .config import GenerationConfig
-from .llm import LLM, ChatRequest, FatalLLMError, RequestAdapted, TransientLLMError
+from .llm.base import LLM, ChatRequest, FatalLLMError, RequestAdapted, TransientLLMError
+from ..knowledge.lint import clean_contrast_feature
 from .parsing import finalize, parse_list, parse_pair
 from .plan import Task, build_prompt
 from .prompts import ATTRIBUTE_EXAMPLE, Prompt
@@ -198,8 +199,11 @@ class TaskRunner:
             sides = parse_pair(text, self.names[i], self.names[j])
             if sides is None:
                 return None
-            a = finalize(sides[0], limit=n, exclude=[self.names[i], self.names[j]])
-            b = finalize(sides[1], limit=n, exclude=[self.names[i], self.names[j]])
+            # each side describes its own class: comparison tails ("instead of ...") are cut
+            own_a = [c for c in (clean_contrast_feature(f, self.names[j]) for f in sides[0]) if c]
+            own_b = [c for c in (clean_contrast_feature(f, self.names[i]) for f in sides[1]) if c]
+            a = finalize(own_a, limit=n, exclude=[self.names[i], self.names[j]])
+            b = finalize(own_b, limit=n, exclude=[self.names[i], self.names[j]])
             return (a, b) if (a or b) else None
 
         (a, b), raw = self.ask(lambda s: build_prompt("contrasts", self.specs, task.classes,

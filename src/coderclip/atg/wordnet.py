@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..knowledge import normalize_name
+from ..names import normalize_name
 from ..paths import cache_dir
 
 if TYPE_CHECKING:
     from ..encoders.base import Encoder
-    from ..templates import DomainTemplates
+    from ..knowledge.templates import DomainTemplates
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def wordnet_synonyms(names: Sequence[str], *, encoder: Encoder | None = None,
                      reader: Any = None) -> dict[str, list[str]]:
     """Synonyms per class name: the lemmas of its best-matching noun sense, minus the name itself
     and minus any other class's name (underscores turned into spaces)."""
-    from ..templates import DOMAINS
+    from ..knowledge.templates import DOMAINS
 
     domain = domain or DOMAINS["generic"]
     wn = reader or wordnet_reader()

@@ -98,7 +98,7 @@ def _emit(rows, args) -> None:
     if args.output:
         from pathlib import Path
 
-        from ..knowledge import atomic_write_text
+        from .._io import atomic_write_text
 
         atomic_write_text(Path(args.output), buf.getvalue())
     else:

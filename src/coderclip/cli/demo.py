@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from ..errors import ConfigError
-    from ..reporting import format_summary
+    from ..reports.tables import format_summary
     from ..testbed import classes as tc
     from ..testbed.demo import headline, recorded_accuracies, run_demo
 

@@ -76,7 +76,7 @@ def _splits(args):
 
 def run(args: argparse.Namespace) -> int:
     from ..fewshot import Augmentation, SearchSpace, format_summary, run_fewshot, write_report
-    from ..packs import has_pack
+    from ..knowledge.packs import has_pack
 
     train, val, test = _splits(args)
     name = args.dataset or train.name

@@ -11,6 +11,7 @@ examples:
   coderclip knowledge show food101
   coderclip knowledge show my.json --class "hot dog"
   coderclip knowledge validate my.json --classes classes.txt
+  coderclip knowledge validate my.json --fix -o my_fixed.json
   coderclip knowledge merge attributes_gpt.json contrasts_llama.json --types contrasts --out merged.json
 """
 
@@ -30,9 +31,18 @@ def add_parser(sub) -> None:
 
     val = ks.add_parser("validate", help="check files against the schema (and a class list)",
                         description="Load each file with full validation; with --classes, also "
-                                    "check that it covers exactly those classes.")
+                                    "check that it covers exactly those classes. Then lint the "
+                                    "contrasts: a contrast feature must describe its own class, "
+                                    "not compare with the other one ('green skin instead of "
+                                    "yellow' also describes the other class and weakens the "
+                                    "rerank). Exits 1 on any error or lint finding; --fix writes "
+                                    "a copy with comparison tails cut.")
     val.add_argument("sources", nargs="+", metavar="FILE_OR_PACK")
     val.add_argument("--classes", default=None, help="class list the files must match")
+    val.add_argument("--fix", action="store_true",
+                     help="write a copy with the lint findings fixed (needs -o, one source)")
+    val.add_argument("-o", "--output", default=None, metavar="FILE",
+                     help="where --fix writes the fixed file (atomically)")
     val.set_defaults(func=run_validate)
 
     mer = ks.add_parser("merge", help="combine two files with the same classes",
@@ -54,7 +64,8 @@ def run_show(args: argparse.Namespace) -> int:
     k = load_knowledge(args.source)
     if args.class_name:
         c = k[args.class_name]
-        print(f"{c.name}  (class {k.index(c.name)} of {len(k)}, domain {k.domain})")
+        ident = f", id {c.id}" if c.id else ""
+        print(f"{c.name}  (class {k.index(c.name)} of {len(k)}{ident}, domain {k.domain})")
         if c.description:
             print(f"  description: {c.description}")
         for field in LIST_FIELDS:
@@ -86,9 +97,12 @@ def run_show(args: argparse.Namespace) -> int:
 def run_validate(args: argparse.Namespace) -> int:
     import sys
 
-    from ..errors import CoderClipError
+    from ..errors import CoderClipError, ConfigError
     from ..knowledge import load_knowledge
+    from ..knowledge.lint import fix_contrasts, lint_contrasts
 
+    if args.fix and (not args.output or len(args.sources) != 1):
+        raise ConfigError("--fix needs exactly one FILE_OR_PACK and -o/--output FILE for the copy")
     names = None
     if args.classes:
         from ..atg.classes import read_class_list
@@ -109,6 +123,20 @@ def run_validate(args: argparse.Namespace) -> int:
         counts = k.counts()
         print(f"ok {src}: {len(k)} classes, " + ", ".join(
             f"{t} {counts[t]}" for t in ("synonyms", "attributes", "analogous", "contrasts")))
+        if args.fix:
+            fixed, findings = fix_contrasts(k)
+            fixed.save(args.output)
+            dropped = sum(1 for f in findings if f.fixed is None)
+            print(f"fixed {len(findings)} contrast feature(s) ({dropped} dropped); wrote {args.output}")
+            continue
+        findings = lint_contrasts(k)
+        for f in findings:
+            print(f"LINT {src}: {f}", file=sys.stderr)
+        if findings:
+            bad += 1
+            print(f"{src}: {len(findings)} contrast feature(s) compare with the other class; "
+                  f"run 'coderclip knowledge validate {src} --fix -o FILE' to cut them",
+                  file=sys.stderr)
     return 1 if bad else 0
 
 

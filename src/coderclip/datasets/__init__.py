@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES
-from ..knowledge import normalize_name
+from ..names import normalize_name
 
 
 @dataclasses.dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
-from ..knowledge import normalize_name
+from ..names import normalize_name
 from . import ImageDataset
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def class_names(info: DatasetInfo, root: Path, raw: Sequence[str], source: str,
     that no name sits at another label (a misordered list). Without a shipped list (or when
     ``info.names_from_data``) the names are ``raw`` with underscores as spaces.
     """
-    from ..packs import shipped_class_names
+    from ..knowledge.packs import shipped_class_names
 
     if len(raw) != info.n_classes:
         raise fail(info, root, f"{source} defines {len(raw)} classes, expected {info.n_classes}")

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES
-from ..knowledge import normalize_name
+from ..names import normalize_name
 from . import ImageDataset, register_loader
 from ._layout import (DatasetInfo, check_split, class_names, describe, fail, holdout, make_dataset,
                       read_lines, require_file, select)
@@ -76,7 +76,7 @@ def _extract(info: DatasetInfo, files: list[Path], label_byte: int, record: int,
     """PNG files for the records of ``files`` (decoded once, then reused) and their labels."""
     from PIL import Image
 
-    from ..cache import cache_dir
+    from ..paths import cache_dir
     from ..encoders.fingerprint import _file_digest
 
     h = hashlib.sha256()
@@ -120,7 +120,7 @@ def _from_binary(info: DatasetInfo, root: Path, fmt, split: str) -> ImageDataset
 
 def _from_folders(info: DatasetInfo, root: Path, split: str) -> ImageDataset:
     """An image-folder export: ``<root>/<train|test>/<class>/*.png``."""
-    from ..packs import shipped_class_names
+    from ..knowledge.packs import shipped_class_names
 
     folder = root / ("test" if split == "test" else "train")
     if not folder.is_dir():

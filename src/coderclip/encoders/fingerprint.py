@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from ..knowledge import atomic_write_text, file_sha256
+from .._io import atomic_write_text, file_sha256
 
 
 def weights_fingerprint(path: str | os.PathLike) -> str:

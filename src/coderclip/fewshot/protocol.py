@@ -165,10 +165,10 @@ def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
                 knowledge_source: str | None = None) -> dict:
     """Run the few-shot protocol on three :class:`~coderclip.datasets.ImageDataset` splits and
     return the report (a JSON-ready dict; see docs/fewshot.md)."""
-    from ..evaluation import provenance
+    from ..evaluation.provenance import provenance
     from ..feature_cache import encode_dataset
     from ..scoring import CoderTables
-    from ..textbank import TextBank
+    from ..bank.textbank import TextBank
 
     methods = list(dict.fromkeys(methods))
     for m in methods:

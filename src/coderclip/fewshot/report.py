@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from ..knowledge import atomic_write_bytes, atomic_write_text
-from ..reporting import _table
+from .._io import atomic_write_bytes, atomic_write_text
+from ..reports.tables import _table
 from .protocol import SETTINGS
 
 

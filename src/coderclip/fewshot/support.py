@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..cache import TextEmbeddingCache
+from ..bank.cache import TextEmbeddingCache
 from ..errors import ConfigError, ImageReadError
 from ..images import EncodedImages, load_image
 from .cache_model import normalize_rows

@@ -34,9 +34,10 @@ def run_demo(out_dir: str | os.PathLike | None = "coderclip-demo", weights: str 
     """
     import torch
 
-    from ..evaluation import REPORT_FORMAT, REPORT_VERSION, predict_zero_shot, provenance, score_zero_shot
+    from ..bank.textbank import TEXT_TYPES, TextBank
+    from ..evaluation.provenance import provenance
+    from ..evaluation.run import REPORT_FORMAT, REPORT_VERSION, predict_then_label
     from ..knowledge import load_knowledge
-    from ..textbank import TEXT_TYPES, TextBank
     from .model import load_testbed_encoder, pixels_from_uint8
 
     log = log or (lambda msg: None)
@@ -61,14 +62,14 @@ def run_demo(out_dir: str | os.PathLike | None = "coderclip-demo", weights: str 
     log(f"encoding {len(images)} images")
     x = encoder.encode_images(pixels_from_uint8(images), batch_size=256)
     t = lap("encode_images", t)
-    with torch.inference_mode():
-        preds = predict_zero_shot(x, bank, tau=tau, top_k=top_k)
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
               "dataset": {"name": "testbed", "classes": len(tc.CLASSES), "images": int(len(labels)),
                           "images_per_class": per_class, "seed": seed,
                           "description": "rendered scenes of everyday concepts (docs/testbed.md)"},
               "skipped_images": []}
-    report.update(score_zero_shot(preds, labels, knowledge.class_names))  # labels read only now
+    with torch.inference_mode():
+        report.update(predict_then_label(x, bank, knowledge.class_names, lambda: labels, tau=tau,
+                                         top_k=top_k))
     lap("score", t)
     timings["total"] = round(time.time() - t0, 2)
     report["provenance"] = provenance(encoder, knowledge, bank, knowledge_source=PACK,
@@ -77,7 +78,7 @@ def run_demo(out_dir: str | os.PathLike | None = "coderclip-demo", weights: str 
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        from ..knowledge import atomic_write_text
+        from .._io import atomic_write_text
 
         atomic_write_text(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         plot_report(report, out / "chart.png")
@@ -147,7 +148,7 @@ def plot_report(report: dict, path: str | os.PathLike) -> Path:
 
 def record_accuracies(report: dict, path: str | os.PathLike = RECORD) -> None:
     """Store the demo's headline accuracies next to the shipped weights (done once after training)."""
-    from ..knowledge import atomic_write_text
+    from .._io import atomic_write_text
 
     p = Path(path)
     data = json.loads(p.read_text()) if p.is_file() else {}

@@ -89,7 +89,7 @@ def save_image_tower(model: ImageTower, path: str | os.PathLike, metadata: dict[
     """Write the image tower's weights and architecture (safetensors metadata); atomic."""
     from safetensors.torch import save
 
-    from ..knowledge import atomic_write_bytes
+    from .._io import atomic_write_bytes
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": WEIGHTS_FORMAT, "config": json.dumps(model.config)}

@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     text = MiniLMTextTower()
     if args.cache:
-        from ..cache import TextEmbeddingCache, cached_encode
+        from ..bank.cache import TextEmbeddingCache, cached_encode
 
         cache = TextEmbeddingCache(TEXT_CACHE_IDENTITY)
         text_emb, _ = cached_encode(distinct, lambda b: embed_texts(text, b), cache, dim=TEXT_DIM)

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import LLMError, ModelLoadError
-from .llm import LLM, ChatRequest, ChatResult
+from ...errors import LLMError, ModelLoadError
+from .base import LLM, ChatRequest, ChatResult
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class TransformersLLM(LLM):
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as e:  # pragma: no cover - dependency is declared
             raise ModelLoadError("local language models need transformers and torch") from e
-        from ..encoders.device import resolve_device, resolve_dtype
+        from ...encoders.device import resolve_device, resolve_dtype
 
         device = resolve_device(self.device_request)
         dtype = resolve_dtype(self.precision, device)

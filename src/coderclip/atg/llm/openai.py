@@ -14,9 +14,9 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError, LLMError
-from .llm import LLM, ChatRequest, ChatResult, FatalLLMError, RequestAdapted, TransientLLMError
-from .retry import parse_retry_after
+from ...errors import ConfigError, LLMError
+from .base import LLM, ChatRequest, ChatResult, FatalLLMError, RequestAdapted, TransientLLMError
+from ..retry import parse_retry_after
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Language-model backends behind one small interface: chat messages in, text (and token counts) out.
+"""Language-model backends, registered by spec prefix (the interface is in :mod:`.base`).
 
 Spec strings (``BACKEND:REST``), registered in :data:`BACKENDS`:
 
@@ -15,91 +15,15 @@ model) and plain :class:`~coderclip.errors.LLMError` otherwise. Retrying is the 
 
 from __future__ import annotations
 
-import abc
 import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConfigError, LLMError
+from ...errors import ConfigError
+from .base import LLM, ChatRequest, ChatResult, FatalLLMError, RequestAdapted, TransientLLMError
 
-
-class TransientLLMError(LLMError):
-    """A failure that may go away if the same request is sent again later."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        #: Seconds the server asked us to wait (``Retry-After``), if it said.
-        self.retry_after = retry_after
-
-
-class RequestAdapted(TransientLLMError):
-    """The backend changed how it asks (after the server refused a parameter): send it again now.
-
-    Each adaptation happens at most once per backend, so this cannot loop.
-    """
-
-
-class FatalLLMError(LLMError):
-    """A failure every further request would repeat (authentication, unknown model): stop the run."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ChatRequest:
-    """One question to the model.
-
-    ``schema`` is a JSON schema the answer must follow where the backend can enforce structured
-    output; backends that cannot simply ignore it (the prompt then asks for a plain list).
-    """
-
-    messages: tuple[dict[str, str], ...]
-    max_tokens: int = 400
-    temperature: float = 0.0
-    schema: dict[str, Any] | None = None
-    schema_name: str = "answer"
-
-
-@dataclasses.dataclass
-class ChatResult:
-    """The model's answer text and the tokens it cost (0 where the backend does not say)."""
-
-    text: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    #: Whether the backend enforced ``ChatRequest.schema`` for this answer.
-    structured: bool = False
-
-
-class LLM(abc.ABC):
-    """A chat model. Subclasses set ``identity`` and implement :meth:`chat`.
-
-    ``identity`` names the model without secrets (it goes into provenance and task keys);
-    ``max_concurrency`` caps parallel calls (``1`` for a local model that must not be shared).
-    """
-
-    identity: str
-    max_concurrency: int | None = None
-
-    @property
-    def structured(self) -> bool:
-        """Whether answers are currently requested as schema-constrained JSON."""
-        return False
-
-    @abc.abstractmethod
-    def chat(self, request: ChatRequest) -> ChatResult:
-        """Send one request and return the answer; raise an :class:`LLMError` subclass on failure."""
-
-    def prepare(self) -> None:
-        """Check settings and load what is needed before the first real request (not in dry runs)."""
-
-    def describe(self) -> dict[str, Any]:
-        """Settings worth recording in provenance (never secrets)."""
-        return {"llm": self.identity}
-
-    def close(self) -> None:
-        """Release connections or memory."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.identity!r})"
+__all__ = ["BACKENDS", "LLM", "SERVER_PRESETS", "ChatRequest", "ChatResult", "FatalLLMError",
+           "RequestAdapted", "TransientLLMError", "load_llm", "register_backend"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +55,7 @@ def register_backend(prefix: str, factory: Callable[..., LLM]) -> None:
 def _server_factory(prefix: str) -> Callable[..., LLM]:
     def make(model: str, *, base_url: str | None = None, api_key_env: str | None = None,
              timeout: float = 60.0, structured: str = "auto", **_: Any) -> LLM:
-        from .llm_openai import OpenAICompatibleLLM, is_local_url
+        from .openai import OpenAICompatibleLLM, is_local_url
 
         preset = SERVER_PRESETS[prefix]
         url = base_url or preset.base_url
@@ -145,7 +69,7 @@ def _server_factory(prefix: str) -> Callable[..., LLM]:
 
 
 def _local_factory(source: str, *, device: str | None = None, **_: Any) -> LLM:
-    from .llm_local import TransformersLLM
+    from .local import TransformersLLM
 
     return TransformersLLM(source, device=device)
 

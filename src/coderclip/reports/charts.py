@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._io import atomic_write_bytes, slug
+from .tables import method_labels
+
 _COLORS = ["#4c72b0", "#8fa8d6", "#dd8452", "#c44e52", "#55a868", "#8172b3", "#937860", "#da8bc3"]
 
 
@@ -24,8 +27,6 @@ def _figure(width: float, height: float):
 def _save(fig, path: Path) -> Path:
     import io
 
-    from .knowledge import atomic_write_bytes
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     atomic_write_bytes(path, buf.getvalue())
@@ -36,20 +37,11 @@ def _run_label(run: dict, with_model: bool) -> str:
     return f"{run['dataset']['name']} / {run['model']}" if with_model else run["dataset"]["name"]
 
 
-def _method_labels(runs: list[dict]) -> dict[str, str]:
-    """method key -> display label, in report order (charts read nothing but the report)."""
-    out: dict[str, str] = {}
-    for r in runs:
-        for m, v in r["methods"].items():
-            out.setdefault(m, v["label"])
-    return out
-
-
 def accuracy_chart(report: dict, path: Path) -> Path:
     runs = report["runs"]
     models = list(dict.fromkeys(r["model"] for r in runs))
     datasets = list(dict.fromkeys(r["dataset"]["name"] for r in runs))
-    labels = _method_labels(runs)
+    labels = method_labels(runs)
     methods = list(labels)
     fig = _figure(max(6.0, 1.2 + 0.9 * len(datasets) * max(1, len(methods)) / 2), 2.0 + 3.0 * len(models))
     axes = fig.subplots(len(models), 1, squeeze=False)[:, 0]
@@ -146,8 +138,6 @@ def confusion_chart(run: dict, path: Path, n: int = 10) -> Path:
 
 def write_charts(report: dict, folder: str | Path) -> dict[str, Path]:
     """Draw every chart of ``report`` into ``folder``; returns name -> file."""
-    from .benchmark import slug
-
     folder = Path(folder)
     out = {"accuracy": accuracy_chart(report, folder / "accuracy.png"),
            "ablation": ablation_chart(report, folder / "ablation.png"),

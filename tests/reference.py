@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .textbank import TEXT_TYPES, TextBank
+from coderclip.bank.textbank import TEXT_TYPES, TextBank
 
 _T = {t: i for i, t in enumerate(TEXT_TYPES)}
 

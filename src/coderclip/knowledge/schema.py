@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import KnowledgeError
+from .._io import atomic_write_text
+from ..errors import KnowledgeError
+from ..names import dedupe, normalize_name
+from . import packs
+from .templates import DOMAINS
 
 FORMAT = "coderclip-knowledge"
 SCHEMA_VERSION = 1
@@ -29,13 +31,8 @@ LIST_FIELDS = ("synonyms", "attributes", "analogous")
 #: Every knowledge type that can be generated, merged or regenerated independently.
 KNOWLEDGE_TYPES = ("synonyms", "attributes", "analogous", "contrasts")
 
-_CLASS_KEYS = {"name", "description", *LIST_FIELDS, "contrasts"}
+_CLASS_KEYS = {"name", "id", "description", *LIST_FIELDS, "contrasts"}
 _TOP_KEYS = {"format", "schema_version", "name", "domain", "classes", "provenance"}
-
-
-def normalize_name(name: str) -> str:
-    """Canonical form used to match class names: underscores as spaces, single spaces, casefolded."""
-    return " ".join(name.replace("_", " ").split()).casefold()
 
 
 @dataclasses.dataclass
@@ -49,9 +46,13 @@ class ClassKnowledge:
     analogous: list[str] = dataclasses.field(default_factory=list)
     contrasts: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     description: str | None = None
+    #: an optional stable identifier, e.g. the WordNet id ``n01440764`` of an ImageNet class
+    id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
+        if self.id:
+            out["id"] = self.id
         if self.description:
             out["description"] = self.description
         for field in LIST_FIELDS:
@@ -115,6 +116,17 @@ class Knowledge:
         out["contrasts"] = sum(len(v) for c in self.classes for v in c.contrasts.values())
         out["contrast_pairs"] = sum(len(c.contrasts) for c in self.classes)
         return out
+
+    def align_ids(self, ids: Sequence[str]) -> Knowledge:
+        """Knowledge reordered (and restricted) to the classes with these ``id`` values
+        (e.g. the WordNet ids of a dataset's folders), keeping the knowledge's own names."""
+        by_id = {c.id: c.name for c in self.classes if c.id}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise KnowledgeError(
+                f"the knowledge{_label(self)} has no class with id {missing[0]!r}"
+                f" ({len(missing)} of {len(ids)} ids missing; {len(by_id)} classes carry an id)")
+        return self.align([by_id[i] for i in ids])
 
     # ------------------------------------------------------------------ transformation
     def align(self, class_names: Sequence[str]) -> Knowledge:
@@ -227,57 +239,10 @@ def provenance_record(source: str, *, model: str | None = None, prompt_version: 
     return rec
 
 
-def dedupe(items: Iterable[str]) -> list[str]:
-    """Items with surrounding spaces removed, empty ones dropped, duplicates (casefolded) dropped,
-    first occurrence order kept."""
-    seen: set[str] = set()
-    out = []
-    for it in items:
-        s = " ".join(str(it).split())
-        key = s.casefold()
-        if s and key not in seen:
-            seen.add(key)
-            out.append(s)
-    return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_knowledge(source: str | os.PathLike) -> Knowledge:
     """Load a knowledge file by path, or a knowledge pack shipped with coderclip by name."""
     path = Path(source)
     if not path.exists():
-        from . import packs  # local import: packs is optional data
-
         if isinstance(source, str) and packs.has_pack(source):
             path = packs.pack_path(source)
         else:
@@ -368,8 +333,12 @@ def _parse(data: Any, source: str) -> Knowledge:
         description = entry.get("description")
         if description is not None and not isinstance(description, str):
             raise fail(f"{where}.description", "expected a string")
+        cid = entry.get("id")
+        if cid is not None and not (isinstance(cid, str) and cid.strip()):
+            raise fail(f"{where}.id", "expected a non-empty string")
         parsed.append(ClassKnowledge(name=cname if isinstance(cname, str) else cname,  # type: ignore[arg-type]
-                                     contrasts=contrasts, description=description, **lists))
+                                     contrasts=contrasts, description=description, id=cid,
+                                     **lists))
     try:
         return Knowledge(parsed, domain=domain, name=name, provenance=[dict(p) for p in provenance])
     except KnowledgeError as e:
@@ -390,8 +359,6 @@ def _string_list(value: Any, where: str, fail) -> list[str]:
 
 
 def _validate(k: Knowledge) -> None:
-    from .templates import DOMAINS  # local import: templates imports nothing from here at module level
-
     if k.domain not in DOMAINS:
         raise KnowledgeError(f"domain: unknown domain {k.domain!r}; known domains: "
                              f"{', '.join(sorted(DOMAINS))}")
@@ -408,6 +375,10 @@ def _validate(k: Knowledge) -> None:
                 f"classes[{i}].name: duplicate class name {c.name!r} "
                 f"(same as classes[{seen[key]}] {k.classes[seen[key]].name!r})")
         seen[key] = i
+    ids = [c.id for c in k.classes if c.id]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise KnowledgeError(f"classes: id {dup!r} is used by more than one class")
     names = [c.name for c in k.classes]
     for i, c in enumerate(k.classes):
         for other in c.contrasts:
@@ -423,3 +394,8 @@ def _validate(k: Knowledge) -> None:
         if len(set(keys)) != len(keys):
             raise KnowledgeError(
                 f"classes[{i}] ({c.name!r}).contrasts: the same class appears twice")
+
+
+def load_pack(name: str) -> Knowledge:
+    """Load a shipped knowledge pack by name (e.g. ``food101``)."""
+    return load_knowledge(packs.pack_path(name))

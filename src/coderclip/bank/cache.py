@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import CacheError
-from .knowledge import atomic_write_bytes
-from .paths import CACHE_ENV, cache_dir  # noqa: F401  (re-exported: coderclip.cache.cache_dir)
+from ..errors import CacheError
+from .._io import atomic_write_bytes
+from ..paths import CACHE_ENV, cache_dir  # noqa: F401  (re-exported: coderclip.bank.cache.cache_dir)
 
 log = logging.getLogger(__name__)
 

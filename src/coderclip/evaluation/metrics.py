@@ -1,0 +1,78 @@
+"""Accuracy statistics from final predictions and labels (the only module here that takes labels)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .predict import ABLATION, METHOD_LABELS, NOISE_ROW, ZeroShotPredictions
+
+
+def _accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
+    return float((pred == labels).mean() * 100.0) if len(labels) else float("nan")
+
+
+def _top5(ranking: np.ndarray, labels: np.ndarray) -> float:
+    if not len(labels):
+        return float("nan")
+    return float((ranking[:, :5] == labels[:, None]).any(axis=1).mean() * 100.0)
+
+
+def score_zero_shot(preds: ZeroShotPredictions, labels: np.ndarray, class_names: Sequence[str]
+                    ) -> dict:
+    """Accuracies (top-1, top-5, per class), the ablation ladder, the rerank report and the τ/K
+    sweeps, from final predictions and the labels."""
+    labels = np.asarray(labels)
+    methods = {}
+    for m, label in METHOD_LABELS.items():
+        if m not in preds.ranking:
+            continue
+        r = preds.ranking[m]
+        methods[m] = {"label": label, "top1": _accuracy(r[:, 0], labels), "top5": _top5(r, labels)}
+        if m == "waffle":  # one run per random-descriptor set: report mean ± std over them
+            runs = [r] + [preds.ranking[k] for k in sorted(preds.ranking) if k.startswith("waffle@")]
+            top1 = [_accuracy(x[:, 0], labels) for x in runs]
+            top5 = [_top5(x, labels) for x in runs]
+            methods[m].update(top1=float(np.mean(top1)), top1_std=float(np.std(top1)),
+                              top5=float(np.mean(top5)), top5_std=float(np.std(top5)),
+                              top1_per_seed=top1)
+    ladder = {name: _accuracy(preds.ranking[f"ablation:{name}"][:, 0], labels)
+              for name in ABLATION if f"ablation:{name}" in preds.ranking}
+    if ladder:
+        ladder["+rerank"] = methods["coder-rerank"]["top1"]
+        if f"ablation:{NOISE_ROW[0]}" in preds.ranking:
+            ladder[NOISE_ROW[0]] = _accuracy(preds.ranking[f"ablation:{NOISE_ROW[0]}"][:, 0], labels)
+    final = preds.prediction("coder-rerank")
+    changed = preds.reranked & (final != preds.stage1)
+    rerank = {
+        "tau": preds.tau, "top_k": preds.top_k,
+        "reranked": int(preds.reranked.sum()), "changed": int(changed.sum()),
+        "wrong_to_right": int((changed & (preds.stage1 != labels) & (final == labels)).sum()),
+        "right_to_wrong": int((changed & (preds.stage1 == labels) & (final != labels)).sum()),
+        "wrong_to_wrong": int((changed & (preds.stage1 != labels) & (final != labels)).sum()),
+        "tau_sweep": [{"tau": t, "top1": _accuracy(p, labels)} for t, p in preds.tau_sweep.items()],
+        "k_sweep": [{"top_k": k, "top1": _accuracy(p, labels)} for k, p in preds.k_sweep.items()],
+    }
+    per_class = []
+    for c, name in enumerate(class_names):
+        m = labels == c
+        per_class.append({"class": name, "images": int(m.sum()),
+                          **{meth: _accuracy(preds.ranking[meth][m, 0], labels[m])
+                             for meth in methods}})
+    return {"n_images": int(len(labels)), "methods": methods, "ablation": ladder,
+            "rerank": rerank, "per_class": per_class,
+            "confused_pairs": confused_pairs(preds.prediction("coder-rerank"), labels, class_names)}
+
+
+def confused_pairs(pred: np.ndarray, labels: np.ndarray, class_names: Sequence[str], n: int = 10
+                   ) -> list[dict]:
+    """The ``n`` most frequent (true, predicted) confusions."""
+    wrong = pred != labels
+    if not wrong.any():
+        return []
+    C = len(class_names)
+    counts = np.bincount(labels[wrong] * C + pred[wrong], minlength=C * C)
+    top = np.argsort(-counts, kind="stable")[:n]
+    return [{"true": class_names[i // C], "predicted": class_names[i % C], "count": int(counts[i])}
+            for i in top if counts[i] > 0]
