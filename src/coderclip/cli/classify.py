@@ -8,8 +8,8 @@ import io
 import sys
 
 from . import example_formatter
-from ._common import (add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
-                      load_model, write_json)
+from ._common import (add_decode_arg, add_knowledge_args, add_model_args, add_rerank_args,
+                      load_knowledge_from_args, load_model, write_json)
 
 EXAMPLES = """\
 examples:
@@ -29,6 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--features", default=None,
                    help="classify precomputed image embeddings (.safetensors/.npy/.npz) instead")
     add_model_args(p)
+    add_decode_arg(p)
     add_knowledge_args(p)
     p.add_argument("--method", default="coder-rerank",
                    choices=["coder-rerank", "coder", "clip", "clip-ensemble"])
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         if not paths:
             raise ConfigError("no image files found in the given paths")
         enc = encode_image_files(encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
+                                 decode=args.decode,
                                  show_progress_bar=sys.stderr.isatty())
         failures = enc.failures
         names = [str(paths[i]) for i in enc.kept]

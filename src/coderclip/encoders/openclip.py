@@ -301,7 +301,7 @@ def _memoised_check(name: str, identity: str, memoise: bool, check) -> bool:
     import hashlib
 
     from .. import paths
-    from ..knowledge import atomic_write_text
+    from .._io import atomic_write_text
 
     if not memoise:
         return bool(check())

@@ -87,6 +87,28 @@ def _ranking(scores: torch.Tensor, k: int = 5) -> torch.Tensor:
     return scores.topk(min(k, scores.shape[1]), dim=1).indices
 
 
+def reachable_pairs(x: torch.Tensor, bank: TextBank, pairs: torch.Tensor, k: int,
+                    batch_size: int = 8192) -> set[tuple[int, int]]:
+    """Of the class ``pairs`` ``[P, 2]`` (those with contrast texts), the ones the rerank can read
+    for images ``x``: both classes among an image's top-``k`` CODER stage-1 candidates. With ``k``
+    the largest K swept, :func:`predict_zero_shot` reads no other one-vs-one texts, for any τ.
+    Stage 1 is computed exactly as there (same tables, same batches); memory is O(P + batch·k²).
+    """
+    device = x.device
+    dtype = x.dtype if device.type != "cpu" else torch.float32
+    coder = CoderTables.from_bank(bank, types=tuple(t for t in bank.types if t in GENERAL_TYPES),
+                                  device=device, dtype=dtype)
+    C = bank.n_classes
+    k = min(k, C)
+    codes = (pairs[:, 0] * C + pairs[:, 1]).to(device)
+    hit = torch.zeros(len(codes), dtype=torch.bool, device=device)
+    for start in range(0, x.shape[0], batch_size):
+        top = heuristic_scores(x[start:start + batch_size], coder).topk(k, dim=1).indices
+        seen = (top[:, :, None] * C + top[:, None, :]).reshape(-1).unique()
+        hit |= torch.isin(codes, seen)
+    return {(int(a), int(b)) for a, b in pairs[hit.cpu()].tolist()}
+
+
 def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
                       top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
                       ks: Sequence[int] = DEFAULT_KS, ablation: bool = True,
