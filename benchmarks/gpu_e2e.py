@@ -15,8 +15,10 @@ Per model, each timed over the whole folder after a warm-up pass on a few batche
 * ``coderclip``: ``coderclip.evaluate`` (all four methods, ablations, τ and K sweeps; the text bank
   comes from the warm cache), CPU decoding in workers. ``coderclip_device_decode``: the same with
   JPEG decoding and preprocessing on the GPU (``decode="device"``).
-* ``clip_benchmark``: ``clip_benchmark.metrics.zeroshot_classification.evaluate`` on a torchvision
-  ``ImageFolder`` (fp32 weights with autocast, as its CLI runs), if it can be imported.
+* ``clip_benchmark``: CLIP_benchmark's zero-shot loop (``zero_shot_classifier`` then
+  ``run_classification`` from ``clip_benchmark.metrics.zeroshot_classification``, i.e. its
+  ``evaluate`` without the final metrics) on a torchvision ``ImageFolder``, fp32 weights with
+  autocast as its CLI runs them, if it can be imported.
 * ``encoder_only``: ``encode_image`` on a batch already on the GPU: the ceiling.
 * ``decode_agreement``: embeddings of the same images through CPU and GPU decoding.
 
@@ -190,10 +192,12 @@ def clip_benchmark_run(arch: str, ckpt: str, folder: Path, classes, cfg) -> dict
     ds = torchvision.datasets.ImageFolder(str(folder), transform=preprocess)
     names = [c.replace("_", " ") for c in ds.classes]
 
-    def run(dataset):
+    def run(dataset):  # the two steps of zc.evaluate (its metrics break on NumPy 2.4: not timed)
         loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch, num_workers=cfg.workers)
-        return zc.evaluate(model, loader, tokenizer, names, ["a photo of a {c}."], str(cfg.device),
-                           amp=cfg.device.type == "cuda", verbose=False)
+        amp = cfg.device.type == "cuda"
+        classifier = zc.zero_shot_classifier(model, tokenizer, names, ["a photo of a {c}."],
+                                             str(cfg.device), amp=amp)
+        return zc.run_classification(model, classifier, loader, str(cfg.device), amp=amp)
 
     run(torch.utils.data.Subset(ds, range(min(len(ds), cfg.batch * 2))))
     seconds, _ = _timed(lambda: run(ds), cfg.device)
@@ -282,6 +286,7 @@ def main(argv=None) -> int:
     n_images = args.images or (24 if args.smoke else 20000)
     models = (args.models or (TINY_ARCH if args.smoke else "ViT-B-32,ViT-L-14")).split(",")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="coderclip-e2e-"))
+    work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("CODERCLIP_CACHE", str(work / "cache"))
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
