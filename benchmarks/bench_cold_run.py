@@ -6,7 +6,8 @@ Each run is a fresh process; coderclip's runs get a new, empty cache folder each
 embeddings, no weight fingerprints, no load-time checks remembered), so every one is a first run.
 The variants are interleaved and the median wall time (spawn to exit) is reported, with the number
 of texts each coderclip run encoded (from its report). Also timed: the same evaluate with a warm
-cache, and with ``--no-ensemble``. Random-weight ViT-B-32 checkpoint and generated JPEG files
+cache, with ``--methods coder`` (only CODER's texts), and optionally with other sources
+(``--baseline-src``) for a before/after comparison. Random-weight ViT-B-32 checkpoint and generated JPEG files
 (one sub-folder per CIFAR-10 class, knowledge pack ``cifar10``); made once in ``--workdir``.
 """
 
@@ -32,8 +33,8 @@ from _common import machine, print_table, write_json  # noqa: E402
 from gpu_e2e import make_checkpoint, make_jpeg_folder  # noqa: E402
 
 
-def _run(cmd: list[str], cache: str) -> float:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
+def _run(cmd: list[str], cache: str, src: str = str(ROOT / "src")) -> float:
+    env = dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
                CODERCLIP_CACHE=cache)
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
@@ -51,6 +52,10 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--arch", default="ViT-B-32")
+    ap.add_argument("--baseline-src", default=None,
+                    help="also time a first evaluate with the coderclip sources in this folder "
+                         "(e.g. an older checkout's src/), for a before/after comparison")
+    ap.add_argument("--no-warm", action="store_true", help="skip the warm-cache runs")
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -65,17 +70,21 @@ def main() -> int:
             "--report", str(report)]
     plain = [sys.executable, str(HERE / "_plain_eval.py"), args.arch, str(ckpt), str(folder),
              str(args.workers)]
-    warm_cache = str(work / "warm-cache")
-    _run(ours, warm_cache)  # fills the warm cache
-    variants = {"plain open_clip loop": (plain, None), "coderclip evaluate (cold)": (ours, "cold"),
-                "coderclip evaluate --no-ensemble (cold)": (ours + ["--no-ensemble"], "cold"),
-                "coderclip evaluate (warm cache)": (ours, warm_cache)}
+    src = str(ROOT / "src")
+    variants = {"plain open_clip loop": (plain, None, src), "coderclip evaluate (cold)": (ours, "cold", src),
+                "coderclip evaluate --methods coder (cold)": (ours + ["--methods", "coder"], "cold", src)}
+    if args.baseline_src:
+        variants["coderclip evaluate (cold), baseline sources"] = (ours, "cold", args.baseline_src)
+    if not args.no_warm:
+        warm_cache = str(work / "warm-cache")
+        _run(ours, warm_cache)  # fills the warm cache
+        variants["coderclip evaluate (warm cache)"] = (ours, warm_cache, src)
     times: dict[str, list[float]] = {k: [] for k in variants}
     texts: dict[str, dict] = {}
     for _ in range(args.repeats):
-        for name, (cmd, cache) in variants.items():
+        for name, (cmd, cache, code) in variants.items():
             tmp = tempfile.mkdtemp(prefix="coderclip-cold-") if cache in (None, "cold") else cache
-            times[name].append(_run(cmd, tmp))
+            times[name].append(_run(cmd, tmp, code))
             if cmd is not plain:
                 texts[name] = json.loads(report.read_text())["provenance"]["text_bank"]
             if tmp != cache:

@@ -182,3 +182,22 @@ def test_transformers_is_loaded_into_open_clip_when_a_model_needs_it():
                          env={**os.environ, "PYTHONPATH": SRC})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_low_precision_load_matches_open_clip(open_clip_dir, precision):
+    import open_clip
+
+    from coderclip.encoders.openclip import OpenClipEncoder
+
+    folder = f"local-dir:{open_clip_dir / 'local'}"
+    enc = OpenClipEncoder(folder, device="cpu", precision=precision)
+    reference, _, _ = open_clip.create_model_and_transforms(folder, precision=precision)
+    _no_meta(enc.model)
+    ours = {n: t.dtype for n, t in enc.model.state_dict().items()}
+    assert ours == {n: t.dtype for n, t in reference.state_dict().items()}
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    g = torch.Generator().manual_seed(1)
+    pixels = torch.randn(2, 3, 32, 32, generator=g).to(dtype)
+    with torch.inference_mode():
+        assert torch.equal(enc.model.encode_image(pixels), reference.eval().encode_image(pixels))
