@@ -5,9 +5,9 @@
 VARIANT is ``coderclip`` (``coderclip.encoders.load_encoder(MODEL)``; MODEL is a coderclip model
 spec), ``open_clip`` (a plain open_clip loop; MODEL is ``ARCH:CHECKPOINT``) or ``transformers``
 (a plain transformers loop; MODEL is a folder). Each variant loads the model, embeds the CIFAR-10
-class prompts and IMAGE, and prints one JSON line: peak resident memory (``ru_maxrss``) after the
-imports, after the load and at the end, the seconds since the interpreter started at each of those
-points, the predicted class, and which of torch / open_clip / transformers were imported.
+class prompts and IMAGE, and prints one JSON line: peak resident memory (``VmHWM``, see
+``_peak_mb``) after the imports, after the load and at the end, the seconds since the interpreter
+started at each of those points, the predicted class, and which of torch / open_clip / transformers were imported.
 Only this file's own imports run before the first measurement.
 """
 
@@ -21,6 +21,16 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 
 
 def _peak_mb() -> float:
+    """This process's peak resident memory in MB: ``VmHWM`` (the high-water mark of this program's
+    own address space), else ``ru_maxrss``, which Linux carries over from the parent process
+    across fork + exec (a parent that once held a big model would raise every child's figure)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 

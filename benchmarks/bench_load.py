@@ -3,8 +3,9 @@
     PYTHONPATH=src python benchmarks/bench_load.py --json out/load.json [--repeats 5]
 
 Every measurement runs in a fresh process (``benchmarks/_load_child.py``), so that peak resident
-memory (``ru_maxrss``) and import times are those of a cold start; the variants are interleaved
-(A, B, A, B, ...) and the median of the repeats is reported.
+memory (the process's own ``VmHWM``, not ``ru_maxrss``, which Linux carries over from the parent)
+and import times are those of a cold start; the variants are interleaved (A, B, A, B, ...) and
+the median of the repeats is reported.
 
 * ``memory``: peak RSS when loading the same random-weight ViT-B-32 checkpoint (``.safetensors``
   and ``.pt``) through coderclip and through ``open_clip.create_model_and_transforms(pretrained=
