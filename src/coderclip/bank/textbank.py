@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -40,14 +40,12 @@ METHOD_TYPES: dict[str, tuple[str, ...]] = {
 BANK_FORMAT = "coderclip-text-bank-1"
 
 
-def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES,
-                  contrast_pairs: Collection[tuple[int, int]] | None = None
+def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES
                   ) -> tuple[list[str], list[tuple[int, int, int, int]]]:
     """All texts for ``knowledge`` and one entry ``(text_index, class, type, other)`` per text
     use. Texts are de-duplicated (one index per distinct string); ``other`` is -1 except for
     contrasts, where the text says how ``class`` differs from class ``other``, and for noise
-    texts, where it is the index of the descriptor set in :data:`~coderclip.knowledge.noise.WAFFLE_SEEDS`.
-    ``contrast_pairs``: keep only the contrasts of these ``(class, other)`` pairs (default: all)."""
+    texts, where it is the index of the descriptor set in :data:`~coderclip.knowledge.noise.WAFFLE_SEEDS`."""
     bad = [t for t in types if t not in TEXT_TYPES]
     if bad:
         raise ConfigError(f"unknown text type(s) {bad}; expected some of {TEXT_TYPES}")
@@ -81,8 +79,6 @@ def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES,
         if "contrast" in types:
             for other, feats in ck.contrasts.items():
                 o = by_key[normalize_name(other)]
-                if contrast_pairs is not None and (c, o) not in contrast_pairs:
-                    continue
                 for f in feats:
                     for text in dom.contrasts(ck.name, class_names[o], f):
                         add(text, c, "contrast", o)
@@ -146,14 +142,12 @@ class TextBank:
     @classmethod
     def build(cls, knowledge: Knowledge, encoder, types: Sequence[str] = CODER_TYPES,
               cache: bool | TextEmbeddingCache = True, batch_size: int = 256,
-              show_progress_bar: bool = False,
-              contrast_pairs: Collection[tuple[int, int]] | None = None) -> TextBank:
+              show_progress_bar: bool = False) -> TextBank:
         """Build all texts and embed them with ``encoder``, reusing cached embeddings.
 
         ``cache``: ``True`` for the default on-disk cache, ``False`` for none, or a cache object.
-        ``contrast_pairs``: only the contrasts of these ``(class, other)`` pairs (default: all).
         """
-        texts, entries = build_entries(knowledge, types, contrast_pairs)
+        texts, entries = build_entries(knowledge, types)
         if cache is True:
             cache = TextEmbeddingCache(encoder.identity)
         elif cache is False:
@@ -169,20 +163,6 @@ class TextBank:
                    entry_row=t[:, 0], entry_class=t[:, 1], entry_type=t[:, 2], entry_other=t[:, 3],
                    encoder_identity=encoder.identity, domain=knowledge.domain,
                    knowledge_digest=knowledge_digest(knowledge))
-
-    def extended(self, other: TextBank) -> TextBank:
-        """This bank plus ``other``'s texts and entries (same classes and encoder), e.g. the
-        contrasts of a run, built once its images are known."""
-        if other.class_names != self.class_names or other.encoder_identity != self.encoder_identity:
-            raise ConfigError("cannot join text banks of different classes or encoders")
-        offset = len(self.texts)
-        return dataclasses.replace(
-            self, texts=self.texts + other.texts,
-            embeddings=torch.cat([self.embeddings, other.embeddings.to(self.embeddings.device)]),
-            entry_row=torch.cat([self.entry_row, other.entry_row + offset]),
-            entry_class=torch.cat([self.entry_class, other.entry_class]),
-            entry_type=torch.cat([self.entry_type, other.entry_type]),
-            entry_other=torch.cat([self.entry_other, other.entry_other]))
 
     def check_encoder(self, encoder) -> None:
         """Raise if ``encoder`` cannot be used with this bank (different embedding size)."""
@@ -225,16 +205,6 @@ class TextBank:
                    entry_other=ent[:, 3], encoder_identity=meta["encoder_identity"],
                    domain=meta["domain"], knowledge_digest=meta["knowledge_digest"],
                    templates_version=meta.get("templates_version", ""))
-
-
-def contrast_pairs(knowledge: Knowledge) -> torch.Tensor:
-    """``[P, 2]`` the ``(class, other)`` index pairs that have contrast texts in ``knowledge``."""
-    from ..names import normalize_name
-
-    by_key = {normalize_name(n): i for i, n in enumerate(knowledge.class_names)}
-    pairs = [(c, by_key[normalize_name(other)]) for c, ck in enumerate(knowledge.classes)
-             for other, feats in ck.contrasts.items() if feats]
-    return torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)
 
 
 def knowledge_digest(knowledge: Knowledge) -> str:

@@ -47,7 +47,10 @@ class Encoder(abc.ABC):
     def encode_images(self, images: Sequence[ImageInput] | torch.Tensor, batch_size: int = 64,
                       show_progress_bar: bool = False) -> torch.Tensor:
         """Embed images given as PIL images, preprocessed tensors ``[3, H, W]`` or one tensor
-        ``[N, 3, H, W]``; returns ``[N, D]`` float32 unit vectors on ``device``."""
+        ``[N, 3, H, W]`` (one PIL image is one image); returns ``[N, D]`` float32 unit vectors on
+        ``device``."""
+        if isinstance(images, Image.Image):
+            images = [images]
         n = len(images)
         out = torch.empty(n, self.embed_dim, dtype=torch.float32, device=self.device)
         for start in _progress(range(0, n, batch_size), show_progress_bar, "images", n, batch_size):
@@ -58,7 +61,8 @@ class Encoder(abc.ABC):
                 pixels = torch.stack([self.preprocess(im) if isinstance(im, Image.Image) else im
                                       for im in chunk])
             pixels = pixels.to(self.device, self.dtype, non_blocking=True)
-            out[start:start + len(chunk)] = _normalize(self._encode_image_batch(pixels))
+            out[start:start + len(chunk)] = _finite(_normalize(self._encode_image_batch(pixels)),
+                                                    self, "images")
         return out
 
     @torch.inference_mode()
@@ -68,15 +72,16 @@ class Encoder(abc.ABC):
 
         Texts are processed in length-sorted batches, longest first, so that padding stays small
         and the largest batch (the memory peak) comes first; the output is in the input order.
+        One string is one text (``encode_texts("a dog")`` is ``[1, D]``).
         """
-        texts = list(texts)
+        texts = [texts] if isinstance(texts, str) else list(texts)
         n = len(texts)
         out = torch.empty(n, self.embed_dim, dtype=torch.float32, device=self.device)
         order = sorted(range(n), key=lambda i: -len(texts[i]))
         for start in _progress(range(0, n, batch_size), show_progress_bar, "texts", n, batch_size):
             idx = order[start:start + batch_size]
             emb = self._encode_text_batch([texts[i] for i in idx])
-            out[torch.as_tensor(idx, device=self.device)] = _normalize(emb)
+            out[torch.as_tensor(idx, device=self.device)] = _finite(_normalize(emb), self, "texts")
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -91,6 +96,19 @@ class Encoder(abc.ABC):
 def _normalize(x: torch.Tensor) -> torch.Tensor:
     x = x.float()
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _finite(x: torch.Tensor, encoder: Encoder, what: str) -> torch.Tensor:
+    """``x`` unchanged, or :class:`ModelOutputError` if any row holds NaN or inf."""
+    bad = ~torch.isfinite(x).all(dim=1)
+    if bool(bad.any()):
+        from ..errors import ModelOutputError
+
+        raise ModelOutputError(
+            f"the model {encoder.name} produced NaN or infinite embeddings for {int(bad.sum())} of "
+            f"{x.shape[0]} {what} in a batch ({str(encoder.dtype).replace('torch.', '')}); try "
+            "--precision fp32, and check that the weights are not damaged")
+    return x
 
 
 def _progress(it, enabled: bool, what: str, n: int, batch_size: int):

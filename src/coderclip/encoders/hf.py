@@ -65,7 +65,8 @@ class HFClipEncoder(Encoder):
                 raise ModelLoadError(f"could not load transformers model {model_id!r}: "
                                      f"{_first_line(e2)}") from e2
         (model, info), self.tokenizer, self.image_processor = parts
-        _check_loaded(model, info, self.tokenizer, model_id)
+        _check_loaded(model, info, model_id)
+        _check_tokenizer(self.tokenizer, model_id)
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise ModelLoadError(
                 f"transformers model {model_id!r} ({type(model).__name__}) is not a dual image-text "
@@ -120,22 +121,29 @@ def _check_folder(folder: Path) -> None:
                              "tokenizer.save_pretrained (or processor.save_pretrained)")
 
 
-def _check_loaded(model, info: dict, tokenizer, model_id: str) -> None:
-    """Every weight of the architecture came from the checkpoint, none was left over, and the
-    tokenizer has a vocabulary (transformers fills missing weights randomly and builds an empty
-    tokenizer when its files are missing, with a warning at most)."""
+def _check_loaded(model, info: dict, model_id: str) -> None:
+    """Every weight of the architecture came from the checkpoint and none was left over
+    (transformers fills missing weights randomly, with a warning at most)."""
     expected = len(model.state_dict())
     raise_for_keys(info.get("missing_keys", ()), info.get("unexpected_keys", ()), expected, model_id)
     mismatched = info.get("mismatched_keys") or ()
     if mismatched:
         raise ModelLoadError(f"checkpoint {model_id!r} does not fit the model architecture: "
                              f"{len(mismatched)} weight(s) have another shape")
-    text = getattr(model.config, "text_config", None)
-    vocab = getattr(text, "vocab_size", None) or 0
-    if len(tokenizer) < max(16, vocab // 10):
-        raise ModelLoadError(f"the tokenizer of {model_id!r} has {len(tokenizer)} tokens for a model "
-                             f"with a {vocab}-token vocabulary: its vocabulary files are missing; "
-                             "save the tokenizer with the model (tokenizer.save_pretrained)")
+
+
+def _check_tokenizer(tokenizer, model_id: str) -> None:
+    """Refuse a tokenizer that cannot tell texts apart: transformers builds an almost empty one
+    (only special tokens) from a folder without tokenizer files, and every class would get the
+    same embedding."""
+    probe = ["a photo of a dog", "a photo of a cat", "red"]
+    ids = [tuple(tokenizer(t)["input_ids"]) for t in probe]
+    if len(set(ids)) < len(ids):
+        raise ModelLoadError(
+            f"the tokenizer of transformers model {model_id!r} cannot tell texts apart (it has "
+            f"{len(tokenizer)} tokens): the tokenizer files (tokenizer.json, or vocab.json and "
+            "merges.txt) are missing or broken; save them next to the model with "
+            "tokenizer.save_pretrained(folder) or processor.save_pretrained(folder)")
 
 
 def _features(out) -> torch.Tensor:

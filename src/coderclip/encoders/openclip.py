@@ -58,6 +58,8 @@ class OpenClipEncoder(Encoder):
         except Exception as e:  # open_clip raises RuntimeError/ValueError/FileNotFoundError/KeyError
             raise ModelLoadError(_load_failure(model, pretrained, e)) from e
         self.model = clip.eval()
+        if weights_id == "random-init":  # two random models must not share cached embeddings
+            weights_id = f"random-init:{parameters_fingerprint(self.model)}"
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.context_length = getattr(tokenizer, "context_length", None)
@@ -67,7 +69,7 @@ class OpenClipEncoder(Encoder):
         self.identity = (f"open_clip|{arch}|{weights_id}|{_PRECISION_NAMES[self.dtype]}"
                          f"|{self.device.type}")
         self.trim_text = trim_text and _memoised_check(
-            "trim_text", self.identity, weights_id != "random-init",
+            "trim_text", self.identity,
             lambda: _trimmed_text_matches(self.model, self.tokenizer, self.device))
 
     def _encode_image_batch(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -224,6 +226,17 @@ def _as_open_clip_state(model, state: dict[str, torch.Tensor]) -> dict[str, torc
     return state
 
 
+def parameters_fingerprint(model: torch.nn.Module) -> str:
+    """SHA-256 (16 hex digits) of a model's parameters and buffers, in state-dict order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy().data)
+    return h.hexdigest()[:16]
+
+
 def supports_trimmed_text(model) -> bool:
     """Whether ``model``'s text tower is open_clip's standard CLIP one, for which positions after a
     text's end-of-text token cannot change its embedding: causal attention mask and pooling at
@@ -295,7 +308,7 @@ def _embed_dim(model, tokenizer, device: torch.device) -> int:
         return int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
 
 
-def _memoised_check(name: str, identity: str, memoise: bool, check) -> bool:
+def _memoised_check(name: str, identity: str, check) -> bool:
     """``check()``, remembered on disk for this encoder identity and these library versions (the
     result depends on nothing else), so that a warm start skips its forward passes."""
     import hashlib
@@ -303,8 +316,6 @@ def _memoised_check(name: str, identity: str, memoise: bool, check) -> bool:
     from .. import paths
     from .._io import atomic_write_text
 
-    if not memoise:
-        return bool(check())
     open_clip = import_open_clip()
     key = hashlib.sha256(f"{name}|{identity}|{open_clip.__version__}|{torch.__version__}".encode())
     memo = paths.cache_dir() / "checks" / f"{name}-{key.hexdigest()[:32]}.json"
@@ -355,6 +366,9 @@ def _check_weights(model: str, pretrained: str | None, cache_dir: str | None) ->
         return "random-init", False
     path = Path(os.path.expanduser(pretrained))
     if path.is_file():
+        from .safe_load import check_checkpoint
+
+        check_checkpoint(path)
         return f"sha256:{weights_fingerprint(path)}", True
     if path.suffix in (".pt", ".pth", ".bin", ".safetensors", ".ckpt") or os.sep in pretrained:
         raise ModelLoadError(f"checkpoint file {pretrained!r} for open_clip model {model!r} does not exist")
