@@ -52,3 +52,14 @@ def test_device_decode_falls_back_when_preprocessing_is_unknown(image_files, ope
     with caplog.at_level(logging.WARNING):
         out = encode_image_files(open_clip_encoder, [image_files["jpeg"]], num_workers=0, decode="device")
     assert out.kept == [0] and "decoding on the CPU" in caplog.text
+
+
+def test_jpegs_over_the_pixel_limit_take_the_pil_path(image_files, open_clip_encoder, monkeypatch):
+    from coderclip import images
+
+    monkeypatch.setenv(images.MAX_IMAGE_PIXELS_ENV, "100")  # the 50x40 test JPEG is over it
+    item = images._ImageFiles([image_files["jpeg"]], open_clip_encoder.preprocess, raw_jpeg=True)[0]
+    assert item[3] is None  # not handed to the device decoder as raw bytes
+    monkeypatch.setenv(images.MAX_IMAGE_PIXELS_ENV, "100000")
+    item = images._ImageFiles([image_files["jpeg"]], open_clip_encoder.preprocess, raw_jpeg=True)[0]
+    assert item[3] is not None

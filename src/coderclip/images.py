@@ -199,13 +199,24 @@ class _ImageFiles(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         path = self.paths[i]
-        if self.raw_jpeg and str(path).lower().endswith(JPEG_SUFFIXES):
+        if self.raw_jpeg and str(path).lower().endswith(JPEG_SUFFIXES) and _within_pixel_limit(path):
             try:
                 with open(path, "rb") as f:
                     return i, None, None, torch.frombuffer(bytearray(f.read()), dtype=torch.uint8)
             except OSError as e:
                 return i, None, f"{path}: cannot read file ({e.strerror or e})", None
         return (i, *_preprocessed(path, self.preprocess), None)
+
+
+def _within_pixel_limit(path) -> bool:
+    """Whether a file's header says it is within :func:`max_image_pixels` (larger images, and
+    files whose header cannot be read, take the PIL path, which shrinks or refuses them)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Exception:  # PIL's errors for unreadable headers have no common base class
+        return False
+    return w * h <= max_image_pixels()
 
 
 def _preprocessed(path, preprocess: Callable) -> tuple[torch.Tensor | None, str | None]:
