@@ -7,8 +7,8 @@ import argparse
 import sys
 
 from . import example_formatter
-from ._common import (add_knowledge_args, add_methods_arg, add_model_args, add_rerank_args,
-                      load_knowledge_from_args, load_model, write_json)
+from ._common import (add_decode_arg, add_knowledge_args, add_methods_arg, add_model_args,
+                      add_rerank_args, load_knowledge_from_args, load_model, write_json)
 
 EXAMPLES = """\
 examples:
@@ -32,6 +32,7 @@ def add_parser(sub) -> None:
                        epilog=EXAMPLES, formatter_class=example_formatter)
     p.add_argument("data", help="folder with one sub-folder per class, or a path,label CSV")
     add_model_args(p)
+    add_decode_arg(p)
     add_knowledge_args(p)
     add_rerank_args(p)
     add_methods_arg(p)
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
                       show_progress_bar=sys.stderr.isatty(),
                       knowledge_source=args.knowledge, methods=args.methods,
-                      encoded_batches=encoded_batches, val_dataset=val)
+                      encoded_batches=encoded_batches, decode=args.decode, val_dataset=val)
     p = report["protocol"]
     if p["selection"]:
         print(f"tau {p['tau']:g} and K {p['top_k']} chosen on {p['selection']['images']} validation images")
