@@ -88,9 +88,10 @@ class TextHead(nn.Module):
         self.pos = nn.Embedding(max_tokens, width)
         layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.0, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.out = nn.Linear(width, embed_dim)
+        self.norm = nn.LayerNorm(width)
+        # No bias: a bias is the same for every text and pulls all embeddings towards one point.
+        self.out = nn.Linear(width, embed_dim, bias=False)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Token ids and attention mask ``[B, T]`` (T is cut to ``max_tokens``) -> ``[B, embed_dim]``."""
@@ -98,7 +99,7 @@ class TextHead(nn.Module):
         x = self.proj(self.words[ids]) + self.pos.weight[:ids.shape[1]]
         x = self.encoder(x, src_key_padding_mask=~mask)
         m = mask.unsqueeze(-1).to(x.dtype)
-        return self.out((x * m).sum(1) / m.sum(1).clamp_min(1.0))
+        return self.out(self.norm((x * m).sum(1) / m.sum(1).clamp_min(1.0)))
 
 
 def attach_word_embeddings(head: TextHead, text: MiniLMTextTower) -> TextHead:

@@ -113,7 +113,7 @@ def train_image_tower(images: np.ndarray, text_emb: torch.Tensor, caption_index:
                       weight_decay: float = 0.05, seed: int = 0, warmup: float = 0.03,
                       log: Callable[[str], None] = print, log_every: int = 50,
                       text_head: TextHead | None = None, text_tokens: tuple[torch.Tensor, torch.Tensor] | None = None,
-                      head_lr_scale: float = 1.0) -> tuple[ImageTower, dict]:
+                      head_lr_scale: float = 0.01) -> tuple[ImageTower, dict]:
     """Contrastive training of a fresh :class:`ImageTower`; returns it (eval mode) and a history.
 
     ``images`` ``[S * R, 64, 64, 3]``: R renders of each of S scenes (scene-major);
@@ -282,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text-head", type=int, default=0,
                    help="width of a trainable text head over MiniLM's word pieces (0: MiniLM alone, frozen)")
     p.add_argument("--text-head-layers", type=int, default=2)
-    p.add_argument("--head-lr-scale", type=float, default=1.0, help="text head learning rate / --lr")
+    p.add_argument("--head-lr-scale", type=float, default=0.01,
+                   help="text head learning rate / --lr (kept small: a fast head pulls every caption "
+                        "towards the still untrained image embeddings and training collapses)")
     p.add_argument("--val-per-class", type=int, default=10, help="validation images per class (0: skip)")
     p.add_argument("--cache", action="store_true",
                    help="reuse rendered images and caption embeddings from coderclip's on-disk cache "
