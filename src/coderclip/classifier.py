@@ -15,7 +15,7 @@ from .errors import ConfigError
 from .images import load_image
 from .knowledge import Knowledge, load_knowledge
 from .scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, RerankResult, clip_scores,
-                      heuristic_scores, move_to_front, rerank_top_k)
+                      heuristic_scores, move_to_front, probabilities, rerank_top_k)
 from .bank.textbank import CODER_TYPES, TextBank
 
 #: method name -> text types its text bank needs
@@ -40,6 +40,13 @@ class CoderClassifier:
     types: restrict CODER's text types (ablations), e.g. ``("name", "attribute")``.
     rerank_k, tau: rerank candidates K and confidence gap τ (rerank when p1 − p2 < τ).
     cache: reuse text embeddings cached on disk (``True``), or not (``False``).
+
+    Probabilities: the CLIP baselines use the model's own learned scale (``encoder.logit_scale``,
+    and for SigLIP its bias with a per-class sigmoid), as open_clip and the transformers
+    zero-shot pipeline do. CODER's stage-1 score already carries the paper's fixed ×100 scale; its
+    probabilities are the softmax of that score, the one the rerank's confidence gap τ is defined
+    on. With the rerank, the candidates' probabilities are handed out in the reranked order
+    (the winner gets the largest), so the ranking and its numbers always agree.
     """
 
     def __init__(self, encoder: Encoder, knowledge: Knowledge | str | os.PathLike,
@@ -77,6 +84,10 @@ class CoderClassifier:
         dtype = self.encoder.dtype if self.encoder.device.type != "cpu" else torch.float32
         self.tables_ = CoderTables.from_bank(self.bank_, types=types, device=self.encoder.device,
                                              dtype=dtype)
+        clip = self.method.startswith("clip")
+        self.logit_scale_ = float(self.encoder.logit_scale) if clip else 1.0
+        self.logit_bias_ = float(self.encoder.logit_bias) if clip else 0.0
+        self.probability_ = self.encoder.probability if clip else "softmax"
         return self
 
     def _check_fitted(self) -> None:
@@ -108,10 +119,9 @@ class CoderClassifier:
 
     # ------------------------------------------------------------------ scoring
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
-        if self.method == "clip":
-            return clip_scores(x, self.tables_)
-        if self.method == "clip-ensemble":
-            return clip_scores(x, self.tables_, ensemble=True)
+        if self.method.startswith("clip"):
+            return clip_scores(x, self.tables_, ensemble=self.method == "clip-ensemble",
+                               logit_scale=self.logit_scale_, logit_bias=self.logit_bias_)
         return heuristic_scores(x, self.tables_)
 
     def _rerank(self, x: torch.Tensor, scores: torch.Tensor) -> RerankResult | None:
@@ -120,13 +130,20 @@ class CoderClassifier:
         return rerank_top_k(x, scores, self.tables_, top_k=self.rerank_k, tau=self.tau)
 
     def decision_function(self, images: ImagesLike | None = None, *, embeddings=None) -> np.ndarray:
-        """Stage-1 scores ``[N, C]`` (×100 cosine scale); the rerank only reorders the top K."""
+        """Stage-1 logits ``[N, C]``: the model's ``logit_scale · cos + logit_bias`` for the CLIP
+        baselines, CODER's ×100 score otherwise; the rerank only reorders the top K."""
         return self._scores(self._embeddings(images, embeddings)).cpu().numpy()
 
     def predict_proba(self, images: ImagesLike | None = None, *, embeddings=None) -> np.ndarray:
-        """Softmax of the stage-1 scores ``[N, C]``."""
-        s = self._scores(self._embeddings(images, embeddings))
-        return torch.softmax(s, dim=1).cpu().numpy()
+        """Class probabilities ``[N, C]`` (see the class docstring): softmax of the stage-1 logits
+        (sigmoid for SigLIP), with the rerank candidates' values in the reranked order."""
+        x = self._embeddings(images, embeddings)
+        s = self._scores(x)
+        p = probabilities(s, self.probability_)
+        rr = self._rerank(x, s)
+        if rr is not None:
+            rr.reorder_probabilities(p)
+        return p.cpu().numpy()
 
     def predict(self, images: ImagesLike | None = None, *, embeddings=None) -> np.ndarray:
         """Predicted class names ``[N]`` (use :meth:`predict_index` for label indices)."""
@@ -141,19 +158,21 @@ class CoderClassifier:
 
     def top_k(self, images: ImagesLike | None = None, *, embeddings=None, k: int = 5
               ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` class indices ``[N, k]`` (best first) and their probabilities ``[N, k]``.
+        """Top ``k`` class indices ``[N, k]`` (best first) and their probabilities ``[N, k]``
+        (non-increasing along each row).
 
-        With the rerank, the rerank winner is moved to the front of the stage-1 top K.
+        With the rerank, the rerank winner is moved to the front of the stage-1 top K and the
+        stage-1 probabilities keep their places: rank 1 shows the largest, whichever class the
+        rerank put there (as :meth:`predict_proba`).
         """
         x = self._embeddings(images, embeddings)
         s = self._scores(x)
-        p = torch.softmax(s, dim=1)
-        k = min(k, s.shape[1])
-        idx = p.topk(k, dim=1).indices
+        top = s.topk(min(k, s.shape[1]), dim=1)
+        idx = top.indices
         rr = self._rerank(x, s)
         if rr is not None:
             idx = move_to_front(rr.prediction, idx)
-        return idx.cpu().numpy(), torch.gather(p, 1, idx).cpu().numpy()
+        return idx.cpu().numpy(), probabilities(s, self.probability_, top.values).cpu().numpy()
 
     def score(self, images: ImagesLike | None = None, y=None, *, embeddings=None) -> float:
         """Top-1 accuracy against ``y`` (class names or indices)."""
