@@ -40,6 +40,9 @@ class CoderClassifier:
     types: restrict CODER's text types (ablations), e.g. ``("name", "attribute")``.
     rerank_k, tau: rerank candidates K and confidence gap τ (rerank when p1 − p2 < τ).
     cache: reuse text embeddings cached on disk (``True``), or not (``False``).
+    templates: replace the domain's prompt templates: a file (one ensemble template per line, or
+    JSON per text type), a list of ensemble templates or a mapping per text type (see
+    :func:`~coderclip.knowledge.templates.load_templates`).
 
     Probabilities: the CLIP baselines use the model's own learned scale (``encoder.logit_scale``,
     and for SigLIP its bias with a per-class sigmoid), as open_clip and the transformers
@@ -52,7 +55,7 @@ class CoderClassifier:
     def __init__(self, encoder: Encoder, knowledge: Knowledge | str | os.PathLike,
                  method: str = "coder-rerank", types: Sequence[str] | None = None,
                  rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, batch_size: int = 64,
-                 cache: bool = True, show_progress_bar: bool = False):
+                 cache: bool = True, show_progress_bar: bool = False, templates=None):
         self.encoder = encoder
         self.knowledge = knowledge
         self.method = method
@@ -62,6 +65,7 @@ class CoderClassifier:
         self.batch_size = batch_size
         self.cache = cache
         self.show_progress_bar = show_progress_bar
+        self.templates = templates
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X=None, y=None) -> CoderClassifier:
@@ -79,7 +83,8 @@ class CoderClassifier:
         self.knowledge_ = kn
         self.classes_ = np.array(kn.class_names, dtype=object)
         self.bank_ = TextBank.build(kn, self.encoder, types=types, cache=self.cache,
-                                    show_progress_bar=self.show_progress_bar)
+                                    show_progress_bar=self.show_progress_bar,
+                                    templates=self.templates)
         self.bank_.check_encoder(self.encoder)
         dtype = self.encoder.dtype if self.encoder.device.type != "cpu" else torch.float32
         self.tables_ = CoderTables.from_bank(self.bank_, types=types, device=self.encoder.device,

@@ -17,7 +17,8 @@ from .._version import __version__
 from ..errors import CoderClipError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["demo", "classify", "evaluate", "generate", "knowledge", "benchmark", "fewshot"]
+COMMANDS = ["demo", "classify", "evaluate", "generate", "knowledge", "templates", "benchmark",
+            "fewshot"]
 
 
 def build_parser() -> argparse.ArgumentParser:

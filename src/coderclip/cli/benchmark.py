@@ -55,7 +55,7 @@ def add_parser(sub) -> None:
     s.add_argument("--k-from", choices=["val"], default=None,
                    help="choose the rerank K on the val split the same way; default: fixed --rerank-k")
     s.add_argument("--seed", type=int, default=0, help="random seed, recorded in the report (default 0)")
-    p.add_argument("--out", "-o", required=True, help="output folder (report.json, report.md, charts/)")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True, help="output folder (report.json, report.md, charts/)")
     p.add_argument("--no-charts", action="store_true", help="write the JSON and Markdown reports only")
     p.set_defaults(func=run)
 

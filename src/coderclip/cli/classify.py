@@ -8,7 +8,7 @@ import io
 import sys
 
 from . import example_formatter
-from ._common import (add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
+from ._common import (add_knowledge_args, add_templates_arg, add_model_args, add_rerank_args, load_knowledge_from_args,
                       load_model, write_json)
 
 EXAMPLES = """\
@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--method", default="coder-rerank",
                    choices=["coder-rerank", "coder", "clip", "clip-ensemble"])
     add_rerank_args(p)
+    add_templates_arg(p)
     p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     knowledge = load_knowledge_from_args(args)
     clf = CoderClassifier(encoder, knowledge, method=args.method, rerank_k=args.rerank_k, tau=args.tau,
                           batch_size=args.batch_size, cache=not args.no_cache,
-                          show_progress_bar=sys.stderr.isatty()).fit()
+                          show_progress_bar=sys.stderr.isatty(), templates=args.templates).fit()
     failures: list[tuple[str, str]] = []
     if args.features:
         from ..features import load_features

@@ -7,13 +7,13 @@ import argparse
 import sys
 
 from . import example_formatter
-from ._common import (add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
+from ._common import (add_knowledge_args, add_templates_arg, add_model_args, add_rerank_args, load_knowledge_from_args,
                       load_model, write_json)
 
 EXAMPLES = """\
 examples:
   coderclip evaluate data/val/ --model open_clip:ViT-B-32:openai --knowledge food101
-  coderclip evaluate manifest.csv -m hf:/models/siglip-base -k knowledge.json --report report.json
+  coderclip evaluate manifest.csv -m hf:/models/siglip-base -k knowledge.json -o report.json
 
 DATA is a folder with one sub-folder of images per class (the sub-folder name is the class name),
 or a CSV file with the columns path,label. Labels are read only after all predictions are made.
@@ -29,7 +29,9 @@ def add_parser(sub) -> None:
     add_model_args(p)
     add_knowledge_args(p)
     add_rerank_args(p)
-    p.add_argument("--report", default=None, help="write the JSON report here")
+    p.add_argument("-o", "--output", "--report", dest="report", default=None,
+                   help="write the JSON report here")
+    add_templates_arg(p)
     p.set_defaults(func=run)
 
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(encoder, knowledge, dataset, tau=args.tau, top_k=args.rerank_k,
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
                       show_progress_bar=sys.stderr.isatty(),
-                      knowledge_source=args.knowledge)
+                      knowledge_source=args.knowledge, templates=args.templates)
     print(format_summary(report))
     if args.report:
         write_json(report, args.report)

@@ -40,17 +40,22 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
              ks: Sequence[int] = DEFAULT_KS, batch_size: int = 64, num_workers: int | None = None,
              cache: bool = True, show_progress_bar: bool = False,
-             knowledge_source: str | None = None) -> dict:
-    """Evaluate every method on a labelled :class:`~coderclip.datasets.ImageDataset`.
+             knowledge_source: str | None = None, templates=None) -> dict:
+    """Evaluate every method on a labelled dataset.
 
-    Order of work: align the knowledge to the dataset's classes (by name), build the text bank,
-    embed the images, compute all predictions, and only then read the labels.
+    ``knowledge``: a :class:`~coderclip.knowledge.Knowledge`, a knowledge file or a shipped pack
+    name; ``dataset``: an :class:`~coderclip.datasets.ImageDataset`, or a folder with one
+    sub-folder per class or a ``path,label`` CSV; ``templates``: replace the domain's templates
+    (see :func:`~coderclip.knowledge.templates.load_templates`). Order of work: align the
+    knowledge to the dataset's classes (by name), build the text bank, embed the images, compute
+    all predictions, and only then read the labels.
     """
     from ..images import encode_image_files
 
+    knowledge, dataset, knowledge_source = _resolve_inputs(knowledge, dataset, knowledge_source)
     kn = knowledge.align(dataset.class_names)
     bank = TextBank.build(kn, encoder, types=(*TEXT_TYPES,), cache=cache,
-                          show_progress_bar=show_progress_bar)
+                          show_progress_bar=show_progress_bar, templates=templates)
     enc = encode_image_files(encoder, dataset.paths, batch_size=batch_size, num_workers=num_workers,
                              show_progress_bar=show_progress_bar)
     if not enc.kept:
@@ -64,3 +69,19 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
                                      taus=taus, ks=ks))
     report["provenance"] = provenance(encoder, kn, bank, knowledge_source)
     return report
+
+
+def _resolve_inputs(knowledge, dataset, source: str | None):
+    """Knowledge and dataset objects from what a user may pass: objects, paths or a pack name."""
+    import os
+
+    if isinstance(knowledge, (str, os.PathLike)):
+        from ..knowledge import load_knowledge
+
+        source = source or str(knowledge)
+        knowledge = load_knowledge(knowledge)
+    if isinstance(dataset, (str, os.PathLike)):
+        from ..datasets import open_dataset
+
+        dataset = open_dataset(str(dataset))   # the classes are its folders or its labels
+    return knowledge, dataset, source
