@@ -15,7 +15,7 @@ from .errors import ConfigError
 from .images import load_image
 from .knowledge import Knowledge, load_knowledge
 from .scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, RerankResult, clip_scores,
-                      heuristic_scores, move_to_front, probabilities, rerank_top_k)
+                      heuristic_scores, probabilities, rerank_top_k, top_k_probabilities)
 from .bank.textbank import CODER_TYPES, TextBank
 
 #: method name -> text types its text bank needs
@@ -172,12 +172,8 @@ class CoderClassifier:
         """
         x = self._embeddings(images, embeddings)
         s = self._scores(x)
-        top = s.topk(min(k, s.shape[1]), dim=1)
-        idx = top.indices
-        rr = self._rerank(x, s)
-        if rr is not None:
-            idx = move_to_front(rr.prediction, idx)
-        return idx.cpu().numpy(), probabilities(s, self.probability_, top.values).cpu().numpy()
+        idx, p = top_k_probabilities(s, k, self.probability_, self._rerank(x, s))
+        return idx.cpu().numpy(), p.cpu().numpy()
 
     def score(self, images: ImagesLike | None = None, y=None, *, embeddings=None) -> float:
         """Top-1 accuracy against ``y`` (class names or indices)."""

@@ -201,6 +201,16 @@ def probabilities(scores: torch.Tensor, kind: str = "softmax",
     return torch.exp(values - torch.logsumexp(scores, dim=1, keepdim=True))
 
 
+def top_k_probabilities(scores: torch.Tensor, k: int, kind: str = "softmax",
+                        rerank: RerankResult | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top ``k`` classes ``[N, k]`` (best first) and their probabilities ``[N, k]`` from stage-1
+    logits ``[N, C]``. With a ``rerank``, its winner is moved to the front and the numbers keep
+    their places (the largest stays at rank 1; see :meth:`RerankResult.reorder_probabilities`)."""
+    top = scores.topk(min(int(k), scores.shape[1]), dim=1)
+    idx = top.indices if rerank is None else move_to_front(rerank.prediction, top.indices)
+    return idx, probabilities(scores, kind, top.values)
+
+
 @dataclasses.dataclass
 class RerankResult:
     """Outcome of :func:`rerank_top_k` for a batch.

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         names = [str(paths[i]) for i in enc.kept]
         x = enc.embeddings
     idx, prob = clf.top_k(embeddings=x, k=args.top) if len(names) else ([], [])
-    rows = [{"image": n, "predictions": [{"class": str(clf.classes_[c]), "probability": float(p)}
+    rows = [{"image": n, "predictions": [{"label": str(clf.classes_[c]), "score": float(p)}
                                           for c, p in zip(ci, pi)]}
             for n, ci, pi in zip(names, idx, prob)]
     _emit(rows, args)
@@ -87,15 +87,15 @@ def _emit(rows, args) -> None:
     buf = io.StringIO()
     if args.format == "csv":
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["image", "rank", "class", "probability"])
+        w.writerow(["image", "rank", "label", "score"])
         for r in rows:
             for rank, p in enumerate(r["predictions"], 1):
-                w.writerow([r["image"], rank, p["class"], f"{p['probability']:.6f}"])
+                w.writerow([r["image"], rank, p["label"], f"{p['score']:.6f}"])
     else:
         for r in rows:
             buf.write(f"{r['image']}\n")
             for rank, p in enumerate(r["predictions"], 1):
-                buf.write(f"  {rank}. {p['class']:<40} {p['probability']:7.2%}\n")
+                buf.write(f"  {rank}. {p['label']:<40} {p['score']:7.2%}\n")
     if args.output:
         from pathlib import Path
 

@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
     add_rerank_args(p)
     p.add_argument("-o", "--output", "--report", dest="report", default=None,
                    help="write the JSON report here")
+    p.add_argument("--predictions", default=None, metavar="FILE",
+                   help="write each image's top-5 classes and scores per method to this .csv or "
+                        ".parquet file")
     add_templates_arg(p)
     p.set_defaults(func=run)
 
@@ -40,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.run import evaluate
     from ..reports.tables import format_summary
 
+    if args.predictions:
+        from ..evaluation.per_image import predictions_format
+
+        predictions_format(args.predictions)   # a bad name fails before any work
+
     knowledge = load_knowledge_from_args(args, class_names=None) if (args.knowledge or args.classes) else None
     dataset = open_dataset(args.data, class_names=knowledge.class_names if knowledge else None)
     if knowledge is None:
@@ -48,9 +56,17 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(encoder, knowledge, dataset, tau=args.tau, top_k=args.rerank_k,
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
                       show_progress_bar=sys.stderr.isatty(),
-                      knowledge_source=args.knowledge, templates=args.templates)
+                      knowledge_source=args.knowledge, templates=args.templates,
+                      predictions=args.predictions)
     print(format_summary(report))
     if args.report:
+        from pathlib import Path
+
+        from ..reports.charts import confusion_chart
+
         write_json(report, args.report)
-        print(f"report written to {args.report}")
+        chart = confusion_chart(report, Path(args.report).with_suffix(".confused.png"))
+        print(f"report written to {args.report} (most confused pairs: {chart})")
+    if args.predictions:
+        print(f"per-image predictions written to {args.predictions}")
     return 0

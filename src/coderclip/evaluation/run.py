@@ -3,6 +3,7 @@ and a report that records what produced it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -24,15 +25,22 @@ REPORT_VERSION = 1
 def predict_then_label(x: torch.Tensor, bank: TextBank, class_names: Sequence[str],
                        labels_of: Callable[[], np.ndarray], *, tau: float = DEFAULT_TAU,
                        top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
-                       ks: Sequence[int] = DEFAULT_KS) -> dict:
+                       ks: Sequence[int] = DEFAULT_KS, per_image=None) -> dict:
     """The accuracy sections of a report for unit image embeddings ``x`` ``[N, D]``.
 
     Every method's predictions are computed first; ``labels_of()`` (the ``[N]`` labels of the rows
     of ``x``) is called once, after them. Shared by :func:`evaluate`, the benchmark suite and the
-    testbed demo, so all three follow the same order.
+    testbed demo, so all three follow the same order. ``per_image``: a
+    :class:`~coderclip.evaluation.per_image.PerImagePredictions` that gets every batch, then the
+    labels once they are read.
     """
     preds = predict_zero_shot(x, bank, tau=tau, top_k=top_k, taus=taus, ks=ks)
+    if per_image is not None:
+        for start in range(0, x.shape[0], 8192):
+            per_image.add(x[start:start + 8192])
     labels = np.asarray(labels_of())
+    if per_image is not None:
+        per_image.close(labels)
     return score_zero_shot(preds, labels, class_names)
 
 
@@ -40,13 +48,16 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
              ks: Sequence[int] = DEFAULT_KS, batch_size: int = 64, num_workers: int | None = None,
              cache: bool = True, show_progress_bar: bool = False,
-             knowledge_source: str | None = None, templates=None) -> dict:
+             knowledge_source: str | None = None, templates=None,
+             predictions: str | os.PathLike | None = None, predictions_k: int = 5) -> dict:
     """Evaluate every method on a labelled dataset.
 
     ``knowledge``: a :class:`~coderclip.knowledge.Knowledge`, a knowledge file or a shipped pack
     name; ``dataset``: an :class:`~coderclip.datasets.ImageDataset`, or a folder with one
     sub-folder per class or a ``path,label`` CSV; ``templates``: replace the domain's templates
-    (see :func:`~coderclip.knowledge.templates.load_templates`). Order of work: align the
+    (see :func:`~coderclip.knowledge.templates.load_templates`); ``predictions``: write every
+    image's top ``predictions_k`` classes and scores per method to this ``.csv`` or ``.parquet``
+    file (:mod:`~coderclip.evaluation.per_image`). Order of work: align the
     knowledge to the dataset's classes (by name), build the text bank, embed the images, compute
     all predictions, and only then read the labels.
     """
@@ -64,17 +75,31 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
               "dataset": dataset.describe(),
               "skipped_images": [{"path": p, "reason": r} for p, r in enc.failures]}
+    sink = per_image_sink(predictions, bank, encoder, kn.class_names,
+                          (dataset.paths[i] for i in kept), k=predictions_k, tau=tau, top_k=top_k)
     report.update(predict_then_label(enc.embeddings, bank, kn.class_names,
                                      lambda: dataset.labels()[kept], tau=tau, top_k=top_k,
-                                     taus=taus, ks=ks))
+                                     taus=taus, ks=ks, per_image=sink))
+    if predictions is not None:
+        report["predictions_file"] = str(predictions)
     report["provenance"] = provenance(encoder, kn, bank, knowledge_source)
     return report
 
 
+def per_image_sink(path, bank: TextBank, encoder: Encoder, class_names: Sequence[str], paths,
+                   k: int = 5, tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K):
+    """A :class:`~coderclip.evaluation.per_image.PerImagePredictions` for ``path``, or ``None``."""
+    if path is None:
+        return None
+    from .per_image import MethodRanker, PerImagePredictions
+
+    ranker = MethodRanker(bank, k=k, tau=tau, rerank_k=top_k, logit_scale=encoder.logit_scale,
+                          logit_bias=encoder.logit_bias, probability=encoder.probability)
+    return PerImagePredictions(path, ranker, class_names, (str(p) for p in paths))
+
+
 def _resolve_inputs(knowledge, dataset, source: str | None):
     """Knowledge and dataset objects from what a user may pass: objects, paths or a pack name."""
-    import os
-
     if isinstance(knowledge, (str, os.PathLike)):
         from ..knowledge import load_knowledge
 

@@ -14,6 +14,10 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
                      [fmt.format(*r) for r in rows])
 
 
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
 def format_summary(report: dict, markdown: bool = False) -> str:
     """Methods side by side, the ablation ladder and the rerank counts."""
     ds = report.get("dataset", {})
@@ -22,8 +26,9 @@ def format_summary(report: dict, markdown: bool = False) -> str:
     skipped = report.get("skipped_images") or []
     if skipped:
         out.append(f"({len(skipped)} unreadable image(s) skipped)")
-    rows = [[m["label"], f"{m['top1']:.2f}", f"{m['top5']:.2f}"] for m in report["methods"].values()]
-    out += ["", _table(["method", "top-1 %", "top-5 %"], rows, markdown)]
+    rows = [[m["label"], f"{m['top1']:.2f}", f"{m['top5']:.2f}", _pct(m.get("mean_per_class_recall"))]
+            for m in report["methods"].values()]
+    out += ["", _table(["method", "top-1 %", "top-5 %", "mean per-class recall %"], rows, markdown)]
     if report.get("ablation"):
         rows = [[k, f"{v:.2f}"] for k, v in report["ablation"].items()]
         out += ["", _table(["ablation", "top-1 %"], rows, markdown)]
