@@ -37,8 +37,9 @@ def _read(path):
 def test_evaluate_writes_per_image_predictions(tmp_path, open_clip_encoder, small_knowledge, suffix):
     root = make_folder_dataset(tmp_path / "data", ["lime", "lemon", "orange"])
     out = tmp_path / f"pred{suffix}"
+    methods = ["clip", "clip-ensemble", "dclip", "cupl", "waffle", "coder", "coder-rerank"]
     report = evaluate(open_clip_encoder, small_knowledge, str(root), num_workers=0,
-                      predictions=out, predictions_k=3)
+                      predictions=out, predictions_k=3, methods=methods)
     rows = _read(out)
     assert len(rows) == report["n_images"] == 9
     assert not (tmp_path / f"pred{suffix}.partial").exists()
@@ -46,7 +47,8 @@ def test_evaluate_writes_per_image_predictions(tmp_path, open_clip_encoder, smal
     assert [r["true_label"] for r in rows] == [p.parent.name for p in sorted(root.rglob("*.png"))]
     x = open_clip_encoder.encode_images([__import__("PIL.Image", fromlist=["x"]).open(r["path"])
                                          for r in rows])
-    for method in ("clip", "clip-ensemble", "coder", "coder-rerank"):
+    assert {c.split(".")[0] for c in rows[0] if "." in c} == set(methods)
+    for method in methods:
         clf = CoderClassifier(open_clip_encoder, small_knowledge.align(["lemon", "lime", "orange"]),
                               method=method).fit()
         idx, p = clf.top_k(embeddings=x, k=3)

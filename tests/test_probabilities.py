@@ -64,9 +64,10 @@ def test_clip_baseline_probabilities_equal_transformers_pipeline(kind, hf_clip_d
     assert enc.probability == ("sigmoid" if kind == "siglip" else "softmax")
     assert enc.logit_scale == pytest.approx(7.5)
     images = _images()
-    # generic domain: the name prompt is "a photo of a {c}." (the pipeline's hypothesis template)
+    # the pipeline's hypothesis template, word for word (our preset would write "an airplane")
     kn = Knowledge.from_class_names(LABELS, domain="generic")
-    clf = CoderClassifier(enc, kn, method="clip", cache=False).fit()
+    clf = CoderClassifier(enc, kn, method="clip", cache=False,
+                          templates={"name": "a photo of a {}."}).fit()
     ours = clf.predict_proba(images)
     theirs = _pipeline_scores(folder, images)
     np.testing.assert_allclose(ours, theirs, atol=1e-4)

@@ -15,16 +15,18 @@ from .errors import ConfigError
 from .images import load_image
 from .knowledge import Knowledge, load_knowledge
 from .scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, RerankResult, clip_scores,
-                      heuristic_scores, probabilities, rerank_top_k, top_k_probabilities)
-from .bank.textbank import CODER_TYPES, TextBank
+                      cosine_logits, heuristic_scores, probabilities, rerank_top_k,
+                      top_k_probabilities)
+from .baselines import BaselineTables
+from .bank.textbank import METHOD_TYPES, TextBank
 
 #: method name -> text types its text bank needs
-METHODS: dict[str, tuple[str, ...]] = {
-    "clip": ("name",),
-    "clip-ensemble": ("name", "ensemble"),
-    "coder": ("name", "synonym", "attribute", "analogous"),
-    "coder-rerank": CODER_TYPES,
-}
+METHODS: dict[str, tuple[str, ...]] = METHOD_TYPES
+
+#: Methods that score a class by one cosine to one class embedding (the name prompt, the ensemble
+#: mean or a baseline's prototype), so the model's own logit scale applies.
+PROTOTYPE_METHODS = ("dclip", "cupl", "cupl-templates", "waffle")
+CLIP_FAMILY = ("clip", "clip-ensemble", *PROTOTYPE_METHODS)
 
 ImagesLike = Sequence[str | os.PathLike | Image.Image | torch.Tensor] | torch.Tensor
 
@@ -36,7 +38,9 @@ class CoderClassifier:
     ----------
     encoder: a loaded :class:`~coderclip.encoders.Encoder` (``coderclip.load_encoder(...)``).
     knowledge: a :class:`~coderclip.Knowledge`, a knowledge file path or a shipped pack name.
-    method: ``"coder-rerank"`` (default), ``"coder"``, ``"clip"`` or ``"clip-ensemble"``.
+    method: ``"coder-rerank"`` (default), ``"coder"``, ``"clip"``, ``"clip-ensemble"``, or a
+        training-free peer from the same knowledge: ``"dclip"``, ``"cupl"``, ``"cupl-templates"``,
+        ``"waffle"`` (all random-descriptor sets together); see docs/method.md.
     types: restrict CODER's text types (ablations), e.g. ``("name", "attribute")``.
     rerank_k, tau: rerank candidates K and confidence gap τ (rerank when p1 − p2 < τ).
     cache: reuse text embeddings cached on disk (``True``), or not (``False``).
@@ -44,7 +48,8 @@ class CoderClassifier:
     JSON per text type), a list of ensemble templates or a mapping per text type (see
     :func:`~coderclip.knowledge.templates.load_templates`).
 
-    Probabilities: the CLIP baselines use the model's own learned scale (``encoder.logit_scale``,
+    Probabilities: the CLIP baselines (and the peers DCLIP, CuPL, WaffleCLIP, which are CLIP
+    with other class embeddings) use the model's own learned scale (``encoder.logit_scale``,
     and for SigLIP its bias with a per-class sigmoid), as open_clip and the transformers
     zero-shot pipeline do. CODER's stage-1 score already carries the paper's fixed ×100 scale; its
     probabilities are the softmax of that score, the one the rerank's confidence gap τ is defined
@@ -89,10 +94,16 @@ class CoderClassifier:
         dtype = self.encoder.dtype if self.encoder.device.type != "cpu" else torch.float32
         self.tables_ = CoderTables.from_bank(self.bank_, types=types, device=self.encoder.device,
                                              dtype=dtype)
-        clip = self.method.startswith("clip")
+        clip = self.method in CLIP_FAMILY
         self.logit_scale_ = float(self.encoder.logit_scale) if clip else 1.0
         self.logit_bias_ = float(self.encoder.logit_bias) if clip else 0.0
         self.probability_ = self.encoder.probability if clip else "softmax"
+        if self.method in PROTOTYPE_METHODS:
+            peers = BaselineTables.from_bank(self.bank_, device=self.encoder.device, dtype=dtype)
+            self.prototypes_ = {"dclip": peers.dclip, "cupl": peers.cupl,
+                                "cupl-templates": peers.cupl_templates,
+                                "waffle": None if peers.waffle is None else peers.waffle.mean(0)
+                                }[self.method]
         return self
 
     def _check_fitted(self) -> None:
@@ -127,6 +138,8 @@ class CoderClassifier:
         if self.method.startswith("clip"):
             return clip_scores(x, self.tables_, ensemble=self.method == "clip-ensemble",
                                logit_scale=self.logit_scale_, logit_bias=self.logit_bias_)
+        if self.method in PROTOTYPE_METHODS:
+            return cosine_logits(x, self.prototypes_, self.logit_scale_, self.logit_bias_)
         return heuristic_scores(x, self.tables_)
 
     def _rerank(self, x: torch.Tensor, scores: torch.Tensor) -> RerankResult | None:

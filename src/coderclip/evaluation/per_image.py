@@ -19,14 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..bank.textbank import TextBank
+from ..bank.textbank import GENERAL_TYPES, TextBank
+from ..baselines import BaselineTables
 from ..errors import ConfigError
-from ..scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, clip_scores, heuristic_scores,
-                       rerank_top_k, top_k_probabilities)
+from ..scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, clip_scores, cosine_logits,
+                       heuristic_scores, rerank_top_k, top_k_probabilities)
+from .predict import METHOD_LABELS
 
 #: File formats by suffix.
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
-CORE_METHODS = ("clip", "clip-ensemble", "coder", "coder-rerank")
 
 
 def predictions_format(path: str | os.PathLike) -> str:
@@ -38,43 +39,50 @@ def predictions_format(path: str | os.PathLike) -> str:
 
 
 class MethodRanker:
-    """Every core method's top ``k`` classes and probabilities for one batch of unit image
-    embeddings ``[n, D]``: ``O(n · C)`` time and memory per batch.
+    """Each method's top ``k`` classes and probabilities for one batch of unit image embeddings
+    ``[n, D]``: ``O(n · C)`` time and memory per batch.
 
-    ``logit_scale``, ``logit_bias``, ``probability``: the model's own (``encoder.logit_scale`` …),
-    used by the CLIP baselines.
+    ``methods``: any of :data:`~coderclip.evaluation.predict.METHOD_LABELS` (default: every one
+    the bank has texts for). ``logit_scale``, ``logit_bias``, ``probability``: the model's own
+    (``encoder.logit_scale`` …), used by the CLIP baselines and their peers (WaffleCLIP with its
+    descriptor sets averaged, as :class:`~coderclip.classifier.CoderClassifier` does).
     """
 
     def __init__(self, bank: TextBank, k: int = 5, tau: float = DEFAULT_TAU,
                  rerank_k: int = DEFAULT_TOP_K, logit_scale: float = 100.0,
-                 logit_bias: float = 0.0, probability: str = "softmax"):
+                 logit_bias: float = 0.0, probability: str = "softmax",
+                 methods: Sequence[str] | None = None, device: str | torch.device = "cpu"):
         self.bank, self.k, self.tau, self.rerank_k = bank, int(k), float(tau), int(rerank_k)
         self.clip_kw = {"logit_scale": logit_scale, "logit_bias": logit_bias}
         self.probability = probability
-        self._tables: tuple[CoderTables, CoderTables] | None = None
-
-    @property
-    def methods(self) -> tuple[str, ...]:
-        has_ensemble = "ensemble" in self.bank.types
-        return tuple(m for m in CORE_METHODS if m != "clip-ensemble" or has_ensemble)
+        wanted = set(METHOD_LABELS if methods is None else methods)
+        self.device = torch.device(device)
+        full = CoderTables.from_bank(bank, device=device)
+        coder = CoderTables.from_bank(bank, types=tuple(t for t in bank.types if t in GENERAL_TYPES),
+                                      device=device)
+        peers = BaselineTables.from_bank(bank, device=device)
+        waffle = None if peers.waffle is None else peers.waffle.mean(0)
+        protos = {"dclip": peers.dclip, "cupl": peers.cupl, "cupl-templates": peers.cupl_templates,
+                  "waffle": waffle}
+        available = {"clip": True, "clip-ensemble": full.ensemble_emb is not None,
+                     "coder": True, "coder-rerank": True, **{m: p is not None for m, p in protos.items()}}
+        self.methods = tuple(m for m in METHOD_LABELS if m in wanted and available.get(m))
+        self._tables = (full, coder, protos)
 
     def __call__(self, x: torch.Tensor) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        if self._tables is None:
-            no_ovo = tuple(t for t in self.bank.types if t != "contrast")
-            self._tables = (CoderTables.from_bank(self.bank, device=x.device),
-                            CoderTables.from_bank(self.bank, types=no_ovo, device=x.device))
-        full, coder = self._tables
-        x = x.float()
-        out = {}
+        full, coder, protos = self._tables
+        x = x.to(self.device, torch.float32)
+        out, stage1 = {}, None
         for m in self.methods:
-            if m.startswith("clip"):
-                s = clip_scores(x, full, ensemble=m == "clip-ensemble", **self.clip_kw)
-                idx, p = top_k_probabilities(s, self.k, self.probability)
-            else:
-                s = heuristic_scores(x, coder)
-                rr = rerank_top_k(x, s, full, top_k=self.rerank_k, tau=self.tau) \
+            if m in ("coder", "coder-rerank"):
+                stage1 = heuristic_scores(x, coder) if stage1 is None else stage1
+                rr = rerank_top_k(x, stage1, full, top_k=self.rerank_k, tau=self.tau) \
                     if m == "coder-rerank" else None
-                idx, p = top_k_probabilities(s, self.k, "softmax", rr)
+                idx, p = top_k_probabilities(stage1, self.k, "softmax", rr)
+            else:
+                s = clip_scores(x, full, ensemble=m == "clip-ensemble", **self.clip_kw) \
+                    if m.startswith("clip") else cosine_logits(x, protos[m], **self.clip_kw)
+                idx, p = top_k_probabilities(s, self.k, self.probability)
             out[m] = (idx.cpu().numpy(), p.cpu().numpy())
         return out
 

@@ -1,8 +1,10 @@
 """Label-free predictions of every zero-shot method, batch by batch.
 
 Methods compared on the same image embeddings: CLIP with the name prompt, CLIP with the template
-ensemble, CODER (heuristic classifier), CODER + one-vs-one rerank; plus the ablation ladder
-P → +Att → +Ana → +Syn → +rerank and the rerank's predictions as a function of τ and K.
+ensemble, the training-free peers WaffleCLIP, DCLIP and CuPL-style (coderclip/baselines.py), CODER
+(heuristic classifier), CODER + one-vs-one rerank; plus the ablation ladder
+P → +Att → +Ana → +Syn → +rerank, the "noise" row (CODER with random descriptions) and the rerank's
+predictions as a function of τ and K.
 Nothing here reads a label.
 """
 
@@ -14,12 +16,41 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..baselines import BaselineTables, prototype_scores
+from ..bank.textbank import GENERAL_TYPES, METHOD_TYPES, TEXT_TYPES, TextBank
+from ..defaults import DEFAULT_METHODS, ZERO_SHOT_METHODS
+from ..errors import ConfigError
 from ..scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, clip_scores, heuristic_scores,
                       move_to_front, rerank_top_k)
-from ..bank.textbank import TextBank
 
+#: Every zero-shot method, in the order reports list them.
 METHOD_LABELS = {"clip": "CLIP (name prompt)", "clip-ensemble": "CLIP (template ensemble)",
+                 "waffle": "WaffleCLIP", "dclip": "DCLIP", "cupl": "CuPL-style",
+                 "cupl-templates": "CuPL-style + templates",
                  "coder": "CODER", "coder-rerank": "CODER + rerank"}
+assert tuple(METHOD_LABELS) == ZERO_SHOT_METHODS
+#: The ablation row with the descriptions replaced by random words (text types of the heuristic).
+NOISE_ROW = ("P+Noise", ("name", "noise"))
+
+
+def check_methods(methods: Sequence[str] | None) -> tuple[str, ...]:
+    """``methods`` validated (default :data:`DEFAULT_METHODS`), in report order."""
+    if methods is None:
+        return DEFAULT_METHODS
+    bad = [m for m in methods if m not in METHOD_LABELS]
+    if bad:
+        raise ConfigError(f"unknown method(s) {', '.join(map(repr, bad))}; expected some of "
+                          f"{', '.join(METHOD_LABELS)}")
+    return tuple(m for m in METHOD_LABELS if m in set(methods))
+
+
+def bank_types(methods: Sequence[str] | None = None, ablation: bool = True) -> tuple[str, ...]:
+    """The text types a run of ``methods`` needs (CODER + rerank is always run; the ablation
+    adds the noise texts of its "noise" row)."""
+    needed = {t for m in (*check_methods(methods), "coder-rerank") for t in METHOD_TYPES[m]}
+    if ablation:
+        needed.add("noise")
+    return tuple(t for t in TEXT_TYPES if t in needed)
 #: Ablation ladder: label -> text types of the heuristic classifier.
 ABLATION = {
     "P": ("name",),
@@ -59,19 +90,30 @@ def _ranking(scores: torch.Tensor, k: int = 5) -> torch.Tensor:
 def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
                       top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
                       ks: Sequence[int] = DEFAULT_KS, ablation: bool = True,
-                      batch_size: int = 8192) -> ZeroShotPredictions:
+                      batch_size: int = 8192, methods: Sequence[str] | None = None
+                      ) -> ZeroShotPredictions:
     """All methods' predictions for unit image embeddings ``x`` ``[N, D]`` (no labels involved).
 
-    Works through the images in batches of ``batch_size`` so memory stays bounded.
+    ``methods``: which of :data:`METHOD_LABELS` to compute (default: every one the bank has texts
+    for); CODER + rerank and its sweeps are always computed. Works through the images in batches of
+    ``batch_size`` so memory stays bounded.
     """
     device = x.device
     dtype = x.dtype if device.type != "cpu" else torch.float32
+    wanted = set(METHOD_LABELS if methods is None else check_methods(methods)) | {"coder-rerank"}
     full = CoderTables.from_bank(bank, device=device, dtype=dtype)
-    no_ovo = tuple(t for t in bank.types if t != "contrast")
     ladder = {name: CoderTables.from_bank(bank, types=types, device=device, dtype=dtype)
               for name, types in ABLATION.items()} if ablation else {}
+    if ablation and "noise" in bank.types:
+        ladder[NOISE_ROW[0]] = CoderTables.from_bank(bank, types=NOISE_ROW[1], device=device,
+                                                     dtype=dtype)
     has_ensemble = full.ensemble_emb is not None
-    coder = CoderTables.from_bank(bank, types=no_ovo, device=device, dtype=dtype)
+    coder = CoderTables.from_bank(bank, types=tuple(t for t in bank.types if t in GENERAL_TYPES),
+                                  device=device, dtype=dtype)
+    peers = BaselineTables.from_bank(bank, device=device, dtype=dtype)
+    prototypes = {m: p for m, p in (("dclip", peers.dclip), ("cupl", peers.cupl),
+                                    ("cupl-templates", peers.cupl_templates))
+                  if p is not None and m in wanted}
     parts: dict[str, list[torch.Tensor]] = {}
 
     def put(key: str, value: torch.Tensor) -> None:
@@ -79,11 +121,19 @@ def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
 
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
-        put("clip", _ranking(clip_scores(xb, full)))
-        if has_ensemble:
+        if "clip" in wanted:
+            put("clip", _ranking(clip_scores(xb, full)))
+        if has_ensemble and "clip-ensemble" in wanted:
             put("clip-ensemble", _ranking(clip_scores(xb, full, ensemble=True)))
+        for m, p in prototypes.items():
+            put(m, _ranking(prototype_scores(xb, p)))
+        if peers.waffle is not None and "waffle" in wanted:
+            for seed in range(peers.n_seeds):
+                r = _ranking(prototype_scores(xb, peers.waffle[seed]))
+                put("waffle" if seed == 0 else f"waffle@{seed}", r)
         s = heuristic_scores(xb, coder)
-        put("coder", _ranking(s))
+        if "coder" in wanted:
+            put("coder", _ranking(s))
         for name, tables in ladder.items():
             put(f"ablation:{name}", _ranking(heuristic_scores(xb, tables)))
         rr = rerank_top_k(xb, s, full, top_k=top_k, tau=tau)
@@ -97,7 +147,8 @@ def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
         for k in ks:
             put(f"k:{k}", rerank_top_k(xb, s, full, top_k=k, tau=tau).prediction)
     cat = {k: torch.cat(v).numpy() for k, v in parts.items()}
-    ranking = {k: v for k, v in cat.items() if k in METHOD_LABELS or k.startswith("ablation:")}
+    ranking = {k: v for k, v in cat.items()
+               if k in METHOD_LABELS or k.startswith(("ablation:", "waffle@"))}
     return ZeroShotPredictions(
         ranking=ranking, stage1=cat["stage1"], reranked=cat["reranked"].astype(bool),
         tau_sweep={t: cat[f"tau:{t}"] for t in taus}, k_sweep={k: cat[f"k:{k}"] for k in ks},

@@ -9,13 +9,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ..bank.textbank import TEXT_TYPES, TextBank
+from ..bank.textbank import TextBank
 from ..encoders.base import Encoder
 from ..errors import DatasetError
 from ..knowledge import Knowledge
 from ..scoring import DEFAULT_TAU, DEFAULT_TOP_K
 from .metrics import score_zero_shot
-from .predict import DEFAULT_KS, DEFAULT_TAUS, predict_zero_shot
+from .predict import DEFAULT_KS, DEFAULT_TAUS, bank_types, check_methods, predict_zero_shot
 from .provenance import provenance
 
 REPORT_FORMAT = "coderclip-zero-shot-report"
@@ -25,7 +25,8 @@ REPORT_VERSION = 1
 def predict_then_label(x: torch.Tensor, bank: TextBank, class_names: Sequence[str],
                        labels_of: Callable[[], np.ndarray], *, tau: float = DEFAULT_TAU,
                        top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
-                       ks: Sequence[int] = DEFAULT_KS, per_image=None) -> dict:
+                       ks: Sequence[int] = DEFAULT_KS, methods: Sequence[str] | None = None,
+                       per_image=None) -> dict:
     """The accuracy sections of a report for unit image embeddings ``x`` ``[N, D]``.
 
     Every method's predictions are computed first; ``labels_of()`` (the ``[N]`` labels of the rows
@@ -34,7 +35,8 @@ def predict_then_label(x: torch.Tensor, bank: TextBank, class_names: Sequence[st
     :class:`~coderclip.evaluation.per_image.PerImagePredictions` that gets every batch, then the
     labels once they are read.
     """
-    preds = predict_zero_shot(x, bank, tau=tau, top_k=top_k, taus=taus, ks=ks)
+    preds = predict_zero_shot(x, bank, tau=tau, top_k=top_k, taus=taus, ks=ks,
+                              methods=check_methods(methods))
     if per_image is not None:
         for start in range(0, x.shape[0], 8192):
             per_image.add(x[start:start + 8192])
@@ -48,24 +50,29 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
              ks: Sequence[int] = DEFAULT_KS, batch_size: int = 64, num_workers: int | None = None,
              cache: bool = True, show_progress_bar: bool = False,
-             knowledge_source: str | None = None, templates=None,
-             predictions: str | os.PathLike | None = None, predictions_k: int = 5) -> dict:
+             knowledge_source: str | None = None, methods: Sequence[str] | None = None,
+             templates=None, predictions: str | os.PathLike | None = None,
+             predictions_k: int = 5) -> dict:
     """Evaluate every method on a labelled dataset.
 
     ``knowledge``: a :class:`~coderclip.knowledge.Knowledge`, a knowledge file or a shipped pack
     name; ``dataset``: an :class:`~coderclip.datasets.ImageDataset`, or a folder with one
-    sub-folder per class or a ``path,label`` CSV; ``templates``: replace the domain's templates
-    (see :func:`~coderclip.knowledge.templates.load_templates`); ``predictions``: write every
-    image's top ``predictions_k`` classes and scores per method to this ``.csv`` or ``.parquet``
-    file (:mod:`~coderclip.evaluation.per_image`). Order of work: align the
-    knowledge to the dataset's classes (by name), build the text bank, embed the images, compute
-    all predictions, and only then read the labels.
+    sub-folder per class or a ``path,label`` CSV (its classes are the ones scored). ``methods``:
+    which methods to report (default :data:`~coderclip.evaluation.predict.DEFAULT_METHODS`;
+    CODER + rerank, its sweeps and the ablation are always there); only their texts are encoded.
+    ``templates``: replace the domain's templates (see
+    :func:`~coderclip.knowledge.templates.load_templates`); ``predictions``: write every image's
+    top ``predictions_k`` classes and scores per method to this ``.csv`` or ``.parquet`` file
+    (:mod:`~coderclip.evaluation.per_image`).
+
+    Order of work: align the knowledge to the dataset's classes (by name), build the text bank,
+    embed the images, compute all predictions, and only then read the labels.
     """
     from ..images import encode_image_files
 
     knowledge, dataset, knowledge_source = _resolve_inputs(knowledge, dataset, knowledge_source)
     kn = knowledge.align(dataset.class_names)
-    bank = TextBank.build(kn, encoder, types=(*TEXT_TYPES,), cache=cache,
+    bank = TextBank.build(kn, encoder, types=bank_types(methods), cache=cache,
                           show_progress_bar=show_progress_bar, templates=templates)
     enc = encode_image_files(encoder, dataset.paths, batch_size=batch_size, num_workers=num_workers,
                              show_progress_bar=show_progress_bar)
@@ -76,10 +83,11 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
               "dataset": dataset.describe(),
               "skipped_images": [{"path": p, "reason": r} for p, r in enc.failures]}
     sink = per_image_sink(predictions, bank, encoder, kn.class_names,
-                          (dataset.paths[i] for i in kept), k=predictions_k, tau=tau, top_k=top_k)
+                          (dataset.paths[i] for i in kept), k=predictions_k, tau=tau, top_k=top_k,
+                          methods=methods)
     report.update(predict_then_label(enc.embeddings, bank, kn.class_names,
                                      lambda: dataset.labels()[kept], tau=tau, top_k=top_k,
-                                     taus=taus, ks=ks, per_image=sink))
+                                     taus=taus, ks=ks, methods=methods, per_image=sink))
     if predictions is not None:
         report["predictions_file"] = str(predictions)
     report["provenance"] = provenance(encoder, kn, bank, knowledge_source)
@@ -87,14 +95,17 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
 
 
 def per_image_sink(path, bank: TextBank, encoder: Encoder, class_names: Sequence[str], paths,
-                   k: int = 5, tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K):
-    """A :class:`~coderclip.evaluation.per_image.PerImagePredictions` for ``path``, or ``None``."""
+                   k: int = 5, tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K,
+                   methods: Sequence[str] | None = None):
+    """A :class:`~coderclip.evaluation.per_image.PerImagePredictions` for ``path`` (the methods
+    of the run, CODER + rerank always among them), or ``None``."""
     if path is None:
         return None
     from .per_image import MethodRanker, PerImagePredictions
 
     ranker = MethodRanker(bank, k=k, tau=tau, rerank_k=top_k, logit_scale=encoder.logit_scale,
-                          logit_bias=encoder.logit_bias, probability=encoder.probability)
+                          logit_bias=encoder.logit_bias, probability=encoder.probability,
+                          methods=(*check_methods(methods), "coder-rerank"), device=encoder.device)
     return PerImagePredictions(path, ranker, class_names, (str(p) for p in paths))
 
 

@@ -25,7 +25,7 @@ import torch
 
 from .._io import file_sha256, slug
 from .._version import __version__
-from ..bank.textbank import TEXT_TYPES, TextBank
+from ..bank.textbank import TextBank
 from ..datasets import LOADERS
 from ..defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from ..encoders import load_encoder
@@ -34,7 +34,7 @@ from ..feature_cache import encode_dataset
 from ..knowledge import Knowledge, load_knowledge
 from ..knowledge.packs import has_pack, pack_path
 from ..knowledge.templates import TEMPLATES_VERSION
-from .predict import DEFAULT_KS, DEFAULT_TAUS, predict_zero_shot
+from .predict import DEFAULT_KS, DEFAULT_TAUS, bank_types, check_methods, predict_zero_shot
 from .provenance import provenance, weights_record
 from .run import per_image_sink, predict_then_label
 
@@ -112,14 +112,16 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                   batch_size: int = 64, num_workers: int | None = None, cache: bool = True,
                   show_progress_bar: bool = False, encoders: dict | None = None,
                   predictions_dir: str | os.PathLike | None = None,
-                  predictions_format: str = "csv") -> dict:
+                  predictions_format: str = "csv", methods: Sequence[str] | None = None) -> dict:
     """Evaluate every model on every dataset; returns the benchmark report (a JSON-able dict).
 
     ``tau_from`` / ``k_from``: ``None`` keeps ``tau`` / ``top_k`` as given; ``"val"`` chooses
     them on each dataset's validation split. ``encoders`` maps model specs to already loaded
-    encoders (used instead of loading them). ``predictions_dir``: write each run's per-image
-    predictions there, as ``<dataset>-<model>.csv`` (or ``.parquet``).
+    encoders (used instead of loading them). ``methods``: which methods to report (default
+    :data:`~coderclip.evaluation.predict.DEFAULT_METHODS`). ``predictions_dir``: write each run's
+    per-image predictions there, as ``<dataset>-<model>.csv`` (or ``.parquet``).
     """
+    methods = check_methods(methods)
     for name, value in (("tau_from", tau_from), ("k_from", k_from)):
         if value not in SELECTION_SOURCES:
             raise ConfigError(f"{name} must be None or 'val', got {value!r}")
@@ -156,7 +158,7 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
         model_records.append({"spec": model_spec, **weights})
         for spec, test, val, kn, kfile, ksource in prepared:
             log.info("benchmark: %s on %s", model_spec, spec.name)
-            bank = TextBank.build(kn, encoder, types=(*TEXT_TYPES,), cache=cache,
+            bank = TextBank.build(kn, encoder, types=bank_types(methods), cache=cache,
                                   show_progress_bar=show_progress_bar)
             protocol = {"test_split": "test", "tau": float(tau), "tau_source": "fixed",
                         "top_k": int(top_k), "top_k_source": "fixed", "selection": None}
@@ -189,11 +191,11 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                 Path(predictions_dir) / f"{slug(spec.name)}-{slug(model_spec)}.{predictions_format}"
             sink = per_image_sink(pfile, bank, encoder, kn.class_names,
                                   (test.paths[i] for i in kept), tau=protocol["tau"],
-                                  top_k=protocol["top_k"])
+                                  top_k=protocol["top_k"], methods=methods)
             scores = predict_then_label(enc.embeddings, bank, kn.class_names,
                                         lambda: test.labels()[kept], tau=protocol["tau"],
                                         top_k=protocol["top_k"], taus=run_taus, ks=ks,
-                                        per_image=sink)
+                                        methods=methods, per_image=sink)
             run = {
                 "dataset": {**test.describe(), "domain": test.domain},
                 "model": model_spec,

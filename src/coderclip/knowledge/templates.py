@@ -87,6 +87,15 @@ class DomainTemplates:
         f, o = _feature(feature), _phrase(other)
         return [self._fill("contrast", t, c, other=o, feature=f) for t in self.templates["contrast"]]
 
+    def descriptor(self, c: str, feature: str) -> str:
+        """DCLIP's wording of a descriptor: "{class}, which has {descriptor}."."""
+        return f"{c}, which has {_feature(feature)}."
+
+    def noise(self, c: str, descriptor: str) -> str:
+        """The name prompt with a random descriptor appended (WaffleCLIP); the domain's subject
+        carries the high-level concept ("a {c}, a type of pet")."""
+        return f"{self.photo} {self.subject.format(c=c)}, which has {descriptor}."
+
     def ensemble_prompts(self, c: str) -> list[str]:
         return [self._fill("ensemble", t, c) for t in self.templates["ensemble"]]
 
