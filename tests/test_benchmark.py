@@ -206,26 +206,25 @@ def test_benchmark_on_sample_photos(tmp_path, sample_photos, open_clip_encoder, 
 
 
 def test_labels_are_read_only_after_predictions(tmp_path, open_clip_encoder, open_clip_spec, monkeypatch):
-    import coderclip.evaluation.run as run
-    import coderclip.evaluation.suite as suite
     from coderclip.datasets import ImageDataset
+    from coderclip.evaluation.predict import ZeroShotPredictor
 
     exp = fakes.eurosat(tmp_path / "eurosat")
     kfile = tmp_path / "k.json"
     small_knowledge(exp.names, domain="satellite").save(kfile)
     events = []
-    real_predict, real_labels = suite.predict_zero_shot, ImageDataset.labels
+    real_result, real_labels = ZeroShotPredictor.result, ImageDataset.labels
 
-    def predict(x, *a, **kw):
-        events.append(("predict", int(x.shape[0])))
-        return real_predict(x, *a, **kw)
+    def result(self):
+        out = real_result(self)
+        events.append(("predict", len(out.stage1)))
+        return out
 
     def labels(self):
         events.append(("labels", self.split))
         return real_labels(self)
 
-    monkeypatch.setattr(suite, "predict_zero_shot", predict)
-    monkeypatch.setattr(run, "predict_zero_shot", predict)
+    monkeypatch.setattr(ZeroShotPredictor, "result", result)
     monkeypatch.setattr(ImageDataset, "labels", labels)
     run_benchmark([BenchmarkDataset("eurosat", str(tmp_path / "eurosat"), str(kfile))],
                   [open_clip_spec], tau_from="val", k_from="val", ks=(2, 3), taus=(0.0, 0.5),

@@ -40,20 +40,20 @@ def make_folder_dataset(root, classes, per_class=3, seed=0):
 
 
 def test_labels_are_read_only_after_all_predictions(tmp_path, open_clip_encoder, small_knowledge, monkeypatch):
-    import coderclip.evaluation.run as ev
+    from coderclip.evaluation.predict import ZeroShotPredictor
 
     root = make_folder_dataset(tmp_path / "data", ["lime", "lemon", "orange"])
     base = from_folder(root)
     ds = WatchedDataset(base.name, base.class_names, base.paths, base._labels)
     ds.events = []
-    real = ev.predict_zero_shot
+    real = ZeroShotPredictor.result
 
-    def spy(*a, **kw):
-        out = real(*a, **kw)
+    def spy(self):
+        out = real(self)
         ds.events.append("predicted")
         return out
 
-    monkeypatch.setattr(ev, "predict_zero_shot", spy)
+    monkeypatch.setattr(ZeroShotPredictor, "result", spy)
     report = evaluate(open_clip_encoder, small_knowledge, ds, num_workers=0)
     assert ds.events == ["predicted", "labels"]
     assert report["n_images"] == 9

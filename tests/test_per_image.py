@@ -124,3 +124,30 @@ def test_evaluate_cli_writes_report_chart_and_predictions(tmp_path, open_clip_sp
     assert main(["evaluate", str(root), "-m", open_clip_spec, "-k", str(kfile),
                  "--predictions", str(tmp_path / "p.json")]) == 2
     assert ".csv or .parquet" in capsys.readouterr().err
+
+
+def test_prediction_keys_new_and_old():
+    from coderclip.rows import prediction_row, read_prediction
+
+    row = prediction_row("a.jpg", ["cat", "dog"], [0.75, 0.25])
+    assert row["predictions"][0] == {"label": "cat", "score": 0.75}
+    assert read_prediction(row["predictions"][1]) == ("dog", 0.25)
+    assert read_prediction({"class": "cat", "probability": 0.5}) == ("cat", 0.5)
+
+
+@pytest.mark.slow
+def test_classify_does_not_resume_a_file_with_the_old_keys(tmp_path, open_clip_spec, image_files, capsys):
+    classes = tmp_path / "classes.txt"
+    classes.write_text("apple\npear\n")
+    out = tmp_path / "out.jsonl"
+    argv = ["classify", str(image_files["png"]), "-m", open_clip_spec, "--device", "cpu",
+            "--classes", str(classes), "--format", "jsonl", "-o", str(out)]
+    assert main(argv) == 0
+    record = json.loads((tmp_path / "out.jsonl.run.json").read_text())
+    assert record["settings"]["rows"] == "label,score" and "+custom" not in record["settings"]["templates"]
+    assert json.loads(out.read_text().splitlines()[0])["predictions"][0].keys() == {"label", "score"}
+    del record["settings"]["rows"]          # as written by a version with class/probability keys
+    record["complete"] = False
+    (tmp_path / "out.jsonl.run.json").write_text(json.dumps(record))
+    assert main(argv) == 2
+    assert "other settings" in capsys.readouterr().err

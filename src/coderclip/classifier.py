@@ -1,8 +1,17 @@
 """Zero-shot classifiers with a scikit-learn feel: settings in ``__init__``, work in ``fit``,
-``predict`` / ``predict_proba`` / ``top_k`` on images or on precomputed embeddings."""
+``predict`` / ``predict_proba`` / ``top_k`` on images or on precomputed embeddings.
+
+Every method streams its input through the batch functions of :mod:`coderclip.pipeline`, so
+memory holds one batch of ``[n, C]`` scores whatever the number of images. Outputs that are
+``[N]`` or ``[N, k]`` (``predict``, ``top_k``) are small; ``predict_proba`` and
+``decision_function`` are ``[N, C]`` by definition (1M images × 21k classes is 84 GB in float32):
+for such sizes use ``top_k``, or pass ``out=`` a memory-mapped array
+(``np.lib.format.open_memmap(path, "w+", np.float32, (N, C))``) that is filled batch by batch.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -10,28 +19,27 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .encoders.base import Encoder
-from .errors import ConfigError
-from .images import load_image
-from .knowledge import Knowledge, load_knowledge
-from .scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, RerankResult, clip_scores,
-                      cosine_logits, heuristic_scores, probabilities, rerank_top_k,
-                      top_k_probabilities)
 from .baselines import BaselineTables
 from .bank.textbank import METHOD_TYPES, TextBank
+from .encoders.base import Encoder
+from .errors import ConfigError
+from .estimator import EstimatorMixin, check_is_fitted
+from .images import load_image
+from .knowledge import Knowledge, load_knowledge
+from .pipeline import (SCORE_BATCH, predict_batch, proba_batch, rerank, row_batches,
+                       stage1_scores, top_k_batch)
+from .scoring import DEFAULT_TAU, DEFAULT_TOP_K, CoderTables
 
 #: method name -> text types its text bank needs
 METHODS: dict[str, tuple[str, ...]] = METHOD_TYPES
-
-#: Methods that score a class by one cosine to one class embedding (the name prompt, the ensemble
-#: mean or a baseline's prototype), so the model's own logit scale applies.
+#: the training-free peers: class-prototype classifiers (coderclip/baselines.py), scored by the
+#: pipeline's CLIP path with their prototypes in place of the name prompts
 PROTOTYPE_METHODS = ("dclip", "cupl", "cupl-templates", "waffle")
-CLIP_FAMILY = ("clip", "clip-ensemble", *PROTOTYPE_METHODS)
 
 ImagesLike = Sequence[str | os.PathLike | Image.Image | torch.Tensor] | torch.Tensor
 
 
-class CoderClassifier:
+class CoderClassifier(EstimatorMixin):
     """CODER zero-shot classifier (or a plain CLIP baseline, by ``method``).
 
     Parameters
@@ -43,6 +51,7 @@ class CoderClassifier:
         ``"waffle"`` (all random-descriptor sets together); see docs/method.md.
     types: restrict CODER's text types (ablations), e.g. ``("name", "attribute")``.
     rerank_k, tau: rerank candidates K and confidence gap τ (rerank when p1 − p2 < τ).
+    batch_size: images per batch through the image tower.
     cache: reuse text embeddings cached on disk (``True``), or not (``False``).
     templates: replace the domain's prompt templates: a file (one ensemble template per line, or
     JSON per text type), a list of ensemble templates or a mapping per text type (see
@@ -55,6 +64,8 @@ class CoderClassifier:
     probabilities are the softmax of that score, the one the rerank's confidence gap τ is defined
     on. With the rerank, the candidates' probabilities are handed out in the reranked order
     (the winner gets the largest), so the ranking and its numbers always agree.
+
+    Using a classifier before :meth:`fit` raises :class:`~coderclip.errors.NotFittedError`.
     """
 
     def __init__(self, encoder: Encoder, knowledge: Knowledge | str | os.PathLike,
@@ -82,9 +93,7 @@ class CoderClassifier:
         if int(self.rerank_k) < 1:
             raise ConfigError(f"rerank_k must be at least 1, got {self.rerank_k}")
         kn = self.knowledge if isinstance(self.knowledge, Knowledge) else load_knowledge(self.knowledge)
-        types = tuple(self.types) if self.types is not None else METHODS[self.method]
-        if self.method == "coder-rerank" and "contrast" not in types:
-            types = (*types, "contrast")
+        types = self._types()
         self.knowledge_ = kn
         self.classes_ = np.array(kn.class_names, dtype=object)
         self.bank_ = TextBank.build(kn, self.encoder, types=types, cache=self.cache,
@@ -94,85 +103,122 @@ class CoderClassifier:
         dtype = self.encoder.dtype if self.encoder.device.type != "cpu" else torch.float32
         self.tables_ = CoderTables.from_bank(self.bank_, types=types, device=self.encoder.device,
                                              dtype=dtype)
-        clip = self.method in CLIP_FAMILY
+        if self.method in PROTOTYPE_METHODS:
+            peers = BaselineTables.from_bank(self.bank_, device=self.encoder.device, dtype=dtype)
+            proto = {"dclip": peers.dclip, "cupl": peers.cupl, "cupl-templates": peers.cupl_templates,
+                     "waffle": None if peers.waffle is None else peers.waffle.mean(0)}[self.method]
+            self.tables_ = dataclasses.replace(self.tables_, prompt_emb=proto)
+        clip = self._scored_as.startswith("clip")
         self.logit_scale_ = float(self.encoder.logit_scale) if clip else 1.0
         self.logit_bias_ = float(self.encoder.logit_bias) if clip else 0.0
         self.probability_ = self.encoder.probability if clip else "softmax"
-        if self.method in PROTOTYPE_METHODS:
-            peers = BaselineTables.from_bank(self.bank_, device=self.encoder.device, dtype=dtype)
-            self.prototypes_ = {"dclip": peers.dclip, "cupl": peers.cupl,
-                                "cupl-templates": peers.cupl_templates,
-                                "waffle": None if peers.waffle is None else peers.waffle.mean(0)
-                                }[self.method]
         return self
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "tables_"):
-            self.fit()
+    def _types(self) -> tuple[str, ...]:
+        """The text types this classifier's bank holds."""
+        types = tuple(self.types) if self.types is not None else METHODS[self.method]
+        if self.method == "coder-rerank" and "contrast" not in types:
+            types = (*types, "contrast")
+        return types
 
     # ------------------------------------------------------------------ embeddings
     def encode(self, images: ImagesLike) -> torch.Tensor:
-        """Unit image embeddings ``[N, D]`` for paths, PIL images or preprocessed tensors."""
-        if isinstance(images, (str, os.PathLike)):
-            images = [images]
-        loaded = [load_image(im) if isinstance(im, (str, os.PathLike)) else im for im in images] \
-            if not isinstance(images, torch.Tensor) else images
-        return self.encoder.encode_images(loaded, batch_size=self.batch_size,
-                                          show_progress_bar=self.show_progress_bar)
+        """Unit image embeddings ``[N, D]`` on the CPU for paths, PIL images or preprocessed
+        tensors (holds all N rows: for many images use the other methods, which stream)."""
+        parts = list(self._batches(images, None, fitted=False))
+        return torch.cat(parts) if parts else torch.empty(0, self.encoder.embed_dim)
 
-    def _embeddings(self, images: ImagesLike | None, embeddings) -> torch.Tensor:
+    def _batches(self, images: ImagesLike | None, embeddings, fitted: bool = True):
+        """Unit embeddings ``[n, D]``, batch by batch (images are read one batch at a time)."""
         if (images is None) == (embeddings is None):
             raise ConfigError("pass exactly one of images or embeddings")
-        self._check_fitted()
+        if fitted:
+            check_is_fitted(self, "tables_")
         if embeddings is not None:
-            x = torch.as_tensor(embeddings, dtype=torch.float32)
-            if x.ndim != 2 or x.shape[1] != self.bank_.embed_dim:
-                raise ConfigError(f"embeddings must have shape [N, {self.bank_.embed_dim}], "
-                                  f"got {tuple(x.shape)}")
-            x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            return x.to(self.tables_.group_sum.device)
-        return self.encode(images).to(self.tables_.group_sum.device)
+            if not isinstance(embeddings, (torch.Tensor, np.ndarray)):
+                embeddings = np.asarray(embeddings, dtype=np.float32)
+            dim = self.bank_.embed_dim
+            if getattr(embeddings, "ndim", None) != 2 or embeddings.shape[1] != dim:
+                shape = tuple(getattr(embeddings, "shape", ()))
+                raise ConfigError(f"embeddings must have shape [N, {dim}], got {shape}")
+            for xb in row_batches(embeddings, SCORE_BATCH):
+                yield xb / xb.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            return
+        if isinstance(images, (str, os.PathLike, Image.Image)):
+            images = [images]
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            if not isinstance(chunk, torch.Tensor):
+                chunk = [load_image(im) if isinstance(im, (str, os.PathLike)) else im for im in chunk]
+            yield self.encoder.encode_images(chunk, batch_size=self.batch_size).cpu()
+
+    def _embeddings(self, images: ImagesLike | None, embeddings) -> torch.Tensor:
+        """All unit embeddings ``[N, D]`` at once (for callers that need them together)."""
+        parts = list(self._batches(images, embeddings))
+        return torch.cat(parts) if parts else torch.empty(0, self.bank_.embed_dim)
+
+    @property
+    def _scored_as(self) -> str:
+        """The pipeline method: a peer's prototypes sit where the name prompts are (fit)."""
+        return "clip" if self.method in PROTOTYPE_METHODS else self.method
+
+    def _scores(self, x: torch.Tensor) -> torch.Tensor:
+        return stage1_scores(x, self.tables_, self._scored_as, self.logit_scale_, self.logit_bias_)
+
+    def _rerank(self, x: torch.Tensor, scores: torch.Tensor):
+        return rerank(x, scores, self.tables_, self._scored_as, self.rerank_k, self.tau)
+
+    def scoring_settings(self) -> dict:
+        """What the pipeline's batch functions need: method, rerank K and τ, the model's scale."""
+        return {"method": self._scored_as, "rerank_k": self.rerank_k, "tau": self.tau,
+                "logit_scale": self.logit_scale_, "logit_bias": self.logit_bias_,
+                "probability": self.probability_}
 
     # ------------------------------------------------------------------ scoring
-    def _scores(self, x: torch.Tensor) -> torch.Tensor:
-        if self.method.startswith("clip"):
-            return clip_scores(x, self.tables_, ensemble=self.method == "clip-ensemble",
-                               logit_scale=self.logit_scale_, logit_bias=self.logit_bias_)
-        if self.method in PROTOTYPE_METHODS:
-            return cosine_logits(x, self.prototypes_, self.logit_scale_, self.logit_bias_)
-        return heuristic_scores(x, self.tables_)
+    def decision_function(self, images: ImagesLike | None = None, *, embeddings=None,
+                          out: np.ndarray | None = None) -> np.ndarray:
+        """Stage-1 logits ``[N, C]`` float32: the model's ``logit_scale · cos + logit_bias`` for
+        the CLIP baselines, CODER's ×100 score otherwise; the rerank only reorders the top K.
+        ``out``: an ``[N, C]`` array (e.g. memory-mapped) to fill instead of a new one."""
+        return self._fill(images, embeddings, out, lambda x: self._scores(x).cpu().numpy())
 
-    def _rerank(self, x: torch.Tensor, scores: torch.Tensor) -> RerankResult | None:
-        if self.method != "coder-rerank":
-            return None
-        return rerank_top_k(x, scores, self.tables_, top_k=self.rerank_k, tau=self.tau)
+    def predict_proba(self, images: ImagesLike | None = None, *, embeddings=None,
+                      out: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities ``[N, C]`` float32 (see the class docstring: the model's own for
+        the CLIP baselines, with the rerank candidates' values in the reranked order). ``out``:
+        an ``[N, C]`` array (e.g. memory-mapped) to fill batch by batch instead of allocating
+        one; for many images and classes prefer :meth:`top_k`."""
+        return self._fill(images, embeddings, out,
+                          lambda x: proba_batch(x, self.tables_, **self.scoring_settings()))
 
-    def decision_function(self, images: ImagesLike | None = None, *, embeddings=None) -> np.ndarray:
-        """Stage-1 logits ``[N, C]``: the model's ``logit_scale · cos + logit_bias`` for the CLIP
-        baselines, CODER's ×100 score otherwise; the rerank only reorders the top K."""
-        return self._scores(self._embeddings(images, embeddings)).cpu().numpy()
-
-    def predict_proba(self, images: ImagesLike | None = None, *, embeddings=None) -> np.ndarray:
-        """Class probabilities ``[N, C]`` (see the class docstring): softmax of the stage-1 logits
-        (sigmoid for SigLIP), with the rerank candidates' values in the reranked order."""
-        x = self._embeddings(images, embeddings)
-        s = self._scores(x)
-        p = probabilities(s, self.probability_)
-        rr = self._rerank(x, s)
-        if rr is not None:
-            rr.reorder_probabilities(p)
-        return p.cpu().numpy()
+    def _fill(self, images, embeddings, out, fn) -> np.ndarray:
+        parts, row = [], 0
+        with torch.inference_mode():
+            for xb in self._batches(images, embeddings):
+                p = fn(xb)
+                if out is None:
+                    parts.append(p)
+                else:
+                    if row + len(p) > len(out) or out.shape[1:] != p.shape[1:]:
+                        raise ConfigError(f"out has shape {tuple(out.shape)}, too small for "
+                                          f"{row + len(p)} rows of {p.shape[1]} classes")
+                    out[row:row + len(p)] = p
+                row += len(p)
+        if out is not None:
+            return out
+        return np.concatenate(parts) if parts else np.empty((0, len(self.classes_)), np.float32)
 
     def predict(self, images: ImagesLike | None = None, *, embeddings=None) -> np.ndarray:
         """Predicted class names ``[N]`` (use :meth:`predict_index` for label indices)."""
+        check_is_fitted(self, "tables_")
         return self.classes_[self.predict_index(images, embeddings=embeddings)]
 
     def predict_index(self, images: ImagesLike | None = None, *, embeddings=None) -> np.ndarray:
-        x = self._embeddings(images, embeddings)
-        s = self._scores(x)
-        rr = self._rerank(x, s)
-        pred = rr.prediction if rr is not None else s.argmax(dim=1)
-        return pred.cpu().numpy()
+        """Predicted class indices ``[N]`` (int64)."""
+        with torch.inference_mode():
+            parts = [predict_batch(xb, self.tables_, **self.scoring_settings())
+                     for xb in self._batches(images, embeddings)]
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
     def top_k(self, images: ImagesLike | None = None, *, embeddings=None, k: int = 5
               ) -> tuple[np.ndarray, np.ndarray]:
@@ -183,16 +229,33 @@ class CoderClassifier:
         stage-1 probabilities keep their places: rank 1 shows the largest, whichever class the
         rerank put there (as :meth:`predict_proba`).
         """
-        x = self._embeddings(images, embeddings)
-        s = self._scores(x)
-        idx, p = top_k_probabilities(s, k, self.probability_, self._rerank(x, s))
-        return idx.cpu().numpy(), p.cpu().numpy()
+        idx, prob = [], []
+        with torch.inference_mode():
+            for xb in self._batches(images, embeddings):
+                i, p = top_k_batch(xb, self.tables_, k=k, **self.scoring_settings())
+                idx.append(i)
+                prob.append(p)
+        if not idx:
+            k = min(k, len(self.classes_))
+            return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
+        return np.concatenate(idx), np.concatenate(prob)
 
     def score(self, images: ImagesLike | None = None, y=None, *, embeddings=None) -> float:
-        """Top-1 accuracy against ``y`` (class names or indices)."""
-        pred = self.predict_index(images, embeddings=embeddings)
+        """Top-1 accuracy (fraction) against ``y``: class names or indices, one per image."""
+        check_is_fitted(self, "tables_")
         y = np.asarray(y)
-        if y.dtype.kind in "US" or y.dtype == object:
-            lookup = {n: i for i, n in enumerate(self.classes_)}
-            y = np.array([lookup[v] for v in y])
+        if y.dtype.kind in "USO":
+            lookup = {str(n): i for i, n in enumerate(self.classes_)}
+            unknown = sorted({str(v) for v in y} - lookup.keys())
+            if unknown:
+                raise ConfigError(f"y names {len(unknown)} class(es) this classifier does not know, "
+                                  f"e.g. {unknown[0]!r}; its classes are those of the knowledge "
+                                  f"({len(self.classes_)}, e.g. {self.classes_[0]!r})")
+            y = np.array([lookup[str(v)] for v in y], dtype=np.int64)
+        elif y.size and (y.min() < 0 or y.max() >= len(self.classes_)):
+            raise ConfigError(f"y holds class index {int(y.max() if y.max() >= 0 else y.min())}, "
+                              f"outside 0..{len(self.classes_) - 1}")
+        pred = self.predict_index(images, embeddings=embeddings)
+        if len(y) != len(pred):
+            raise ConfigError(f"y has {len(y)} labels for {len(pred)} images")
         return float((pred == y).mean())

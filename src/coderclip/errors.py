@@ -33,3 +33,7 @@ class ConfigError(CoderClipError, ValueError):
 
 class LLMError(CoderClipError, RuntimeError):
     """A language model backend failed or answered unusably (after any retries)."""
+
+
+class NotFittedError(CoderClipError, ValueError, AttributeError):
+    """A classifier or adapter was used before ``fit`` (scikit-learn's name and base classes)."""

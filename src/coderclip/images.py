@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -83,12 +83,15 @@ def _collate(items):
     return [i for i, _ in ok], pixels, bad
 
 
-def encode_image_files(encoder, paths: Sequence[str | os.PathLike], batch_size: int = 64,
-                       num_workers: int | None = None, show_progress_bar: bool = False) -> EncodedImages:
-    """Embed image files; unreadable ones are logged by path and skipped.
+def iter_encoded_batches(encoder, paths: Sequence[str | os.PathLike], batch_size: int = 64,
+                         num_workers: int | None = None, show_progress_bar: bool = False
+                         ) -> Iterator[tuple[list[int], torch.Tensor, list[tuple[str, str]]]]:
+    """Embed image files batch by batch: yields ``(indices into paths [n], unit embeddings
+    [n, D] on the encoder's device, (path, reason) of this batch's unreadable files)``.
 
     Decoding and preprocessing run in ``num_workers`` background processes (default: up to 4,
-    fewer on small machines) while the model encodes the previous batch.
+    fewer on small machines) while the model encodes the previous batch. Unreadable files are
+    logged by path and skipped. Memory holds a few batches, whatever the number of files.
     """
     if num_workers is None:
         num_workers = min(4, max(0, (os.cpu_count() or 1) - 1))
@@ -97,24 +100,41 @@ def encode_image_files(encoder, paths: Sequence[str | os.PathLike], batch_size: 
     loader = torch.utils.data.DataLoader(
         _ImageFiles(paths, encoder.preprocess), batch_size=batch_size, num_workers=num_workers,
         collate_fn=_collate, pin_memory=encoder.device.type == "cuda")
-    chunks, kept, failures = [], [], []
     bar = None
     if show_progress_bar:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(paths), desc="encoding images", unit="img")
-    for idx, pixels, bad in loader:
-        for i, err in bad:
-            log.warning("skipping unreadable image %s", err)
-            failures.append((str(paths[i]), err))
-        if pixels is not None:
-            chunks.append(encoder.encode_images(pixels, batch_size=batch_size))
-            kept.extend(idx)
+    skipped = 0
+    try:
+        for idx, pixels, bad in loader:
+            failures = []
+            for i, err in bad:
+                log.warning("skipping unreadable image %s", err)
+                failures.append((str(paths[i]), err))
+            skipped += len(bad)
+            emb = (encoder.encode_images(pixels, batch_size=batch_size) if pixels is not None
+                   else torch.empty(0, encoder.embed_dim, device=encoder.device))
+            if bar is not None:
+                bar.update(len(idx) + len(bad))
+                bar.set_postfix(skipped=skipped)
+            yield idx, emb, failures
+    finally:
         if bar is not None:
-            bar.update(len(idx) + len(bad))
-            bar.set_postfix(skipped=len(failures))
-    if bar is not None:
-        bar.close()
-    dim = encoder.embed_dim
-    emb = torch.cat(chunks) if chunks else torch.empty(0, dim, device=encoder.device)
+            bar.close()
+
+
+def encode_image_files(encoder, paths: Sequence[str | os.PathLike], batch_size: int = 64,
+                       num_workers: int | None = None, show_progress_bar: bool = False,
+                       device: str | torch.device = "cpu") -> EncodedImages:
+    """Embed image files into one ``[N', D]`` tensor on ``device`` (the CPU unless asked);
+    unreadable ones are logged by path and skipped. For runs too large to hold, iterate
+    :func:`iter_encoded_batches` instead."""
+    chunks, kept, failures = [], [], []
+    for idx, emb, bad in iter_encoded_batches(encoder, paths, batch_size, num_workers, show_progress_bar):
+        failures.extend(bad)
+        if idx:
+            chunks.append(emb.to(device))
+            kept.extend(idx)
+    emb = torch.cat(chunks) if chunks else torch.empty(0, encoder.embed_dim, device=device)
     return EncodedImages(embeddings=emb, kept=kept, failures=failures)

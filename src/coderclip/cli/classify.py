@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
+from pathlib import Path
 
+from ..rows import FORMATS
 from . import example_formatter
-from ._common import (add_knowledge_args, add_templates_arg, add_model_args, add_rerank_args, load_knowledge_from_args,
+from ._common import (add_templates_arg, add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
                       load_model, write_json)
 
 EXAMPLES = """\
@@ -16,6 +16,7 @@ examples:
   coderclip classify photos/ --model open_clip:ViT-B-32:openai --knowledge food101
   coderclip classify a.jpg b.png --model hf:/models/clip-vit-base-patch32 --classes classes.txt
   coderclip classify photos/ -m open_clip:ViT-B-32:openai -k my_knowledge.json --format csv -o out.csv
+  coderclip classify big_folder/ -m open_clip:ViT-B-32:openai -k food101 --format jsonl -o out.jsonl
   coderclip classify --features feats.safetensors -m open_clip:ViT-B-32:openai -k pets.json
 """
 
@@ -23,7 +24,9 @@ examples:
 def add_parser(sub) -> None:
     p = sub.add_parser("classify", help="classify images (files or folders)",
                        description="Classify images with CODER (or a CLIP baseline) and print the "
-                                   "top classes of each image with their probabilities.",
+                                   "top classes of each image with their probabilities. Results "
+                                   "are written batch by batch: an interrupted run keeps what it "
+                                   "finished, and running the same command again resumes it.",
                        epilog=EXAMPLES, formatter_class=example_formatter)
     p.add_argument("images", nargs="*", help="image files or folders (searched recursively)")
     p.add_argument("--features", default=None,
@@ -35,15 +38,21 @@ def add_parser(sub) -> None:
     add_rerank_args(p)
     add_templates_arg(p)
     p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--format", choices=list(FORMATS), default="table",
+                   help="table (default), csv, jsonl (one JSON object per image) or json")
     p.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --output even if an earlier run with other settings wrote it "
+                        "(default: resume a run with the same settings)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..classifier import CoderClassifier
     from ..errors import ConfigError
-    from ..images import encode_image_files, find_images
+    from ..images import find_images
+    from ..pipeline import classify_stream, embedding_batches, image_batches
+    from ..rows import ROW_KEYS, RowWriter
 
     if bool(args.images) == bool(args.features):
         raise ConfigError("give image files/folders or --features FILE (one of the two)")
@@ -52,55 +61,71 @@ def run(args: argparse.Namespace) -> int:
     clf = CoderClassifier(encoder, knowledge, method=args.method, rerank_k=args.rerank_k, tau=args.tau,
                           batch_size=args.batch_size, cache=not args.no_cache,
                           show_progress_bar=sys.stderr.isatty(), templates=args.templates).fit()
-    failures: list[tuple[str, str]] = []
+    feats = paths = None
     if args.features:
         from ..features import load_features
 
         feats = load_features(args.features)
-        names = feats.ids or [str(i) for i in range(len(feats))]
-        x = feats.embeddings
+        if feats.model and feats.model != encoder.identity:
+            raise ConfigError(f"{args.features} holds embeddings of model {feats.model!r}, but "
+                              f"--model is {encoder.identity!r}; embed the images with this model "
+                              "or pass the model that made the file")
+        source = {"features": str(Path(args.features).resolve())}
     else:
         paths = find_images(args.images)
         if not paths:
             raise ConfigError("no image files found in the given paths")
-        enc = encode_image_files(encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
-                                 show_progress_bar=sys.stderr.isatty())
-        failures = enc.failures
-        names = [str(paths[i]) for i in enc.kept]
-        x = enc.embeddings
-    idx, prob = clf.top_k(embeddings=x, k=args.top) if len(names) else ([], [])
-    rows = [{"image": n, "predictions": [{"label": str(clf.classes_[c]), "score": float(p)}
-                                          for c, p in zip(ci, pi)]}
-            for n, ci, pi in zip(names, idx, prob)]
-    _emit(rows, args)
-    if failures:
-        print(f"coderclip classify: skipped {len(failures)} unreadable image(s):", file=sys.stderr)
-        for path, reason in failures:
-            print(f"  {reason}", file=sys.stderr)
+        source = {"images": len(paths)}
+    settings = {"model": encoder.identity, "knowledge": clf.bank_.knowledge_digest,
+                "method": args.method, "top": args.top, "rerank_k": args.rerank_k, "tau": args.tau,
+                "templates": clf.bank_.templates_version, "rows": ROW_KEYS, **source}
+    if args.format == "json" and not args.output:   # one document on stdout: rows are held
+        return _json_to_stdout(clf, args, feats, paths)
+    with RowWriter(args.output, args.format, settings, overwrite=args.overwrite,
+                   extra={"method": args.method}) as writer:
+        if writer.complete:
+            print(f"coderclip classify: {args.output} is already complete (same settings); "
+                  "pass --overwrite to redo it", file=sys.stderr)
+            return 0
+        if writer.resumed:
+            print(f"coderclip classify: resuming {args.output}: {writer.resumed} image(s) already "
+                  "done", file=sys.stderr)
+        if feats is not None:
+            ids = feats.ids or [str(i) for i in range(len(feats))]
+            batches = embedding_batches(feats.embeddings, ids, skip=writer.done)
+        else:
+            batches = image_batches(encoder, paths, batch_size=args.batch_size,
+                                    num_workers=args.workers, show_progress_bar=sys.stderr.isatty(),
+                                    skip=writer.done)
+        summary = classify_stream(batches, clf.tables_, writer.write, class_names=clf.classes_,
+                                  k=args.top, **clf.scoring_settings())
+    _report_failures(summary.failures)
     return 0
 
 
-def _emit(rows, args) -> None:
-    if args.format == "json":
-        write_json({"method": args.method, "results": rows}, args.output)
-        return
-    buf = io.StringIO()
-    if args.format == "csv":
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["image", "rank", "label", "score"])
-        for r in rows:
-            for rank, p in enumerate(r["predictions"], 1):
-                w.writerow([r["image"], rank, p["label"], f"{p['score']:.6f}"])
-    else:
-        for r in rows:
-            buf.write(f"{r['image']}\n")
-            for rank, p in enumerate(r["predictions"], 1):
-                buf.write(f"  {rank}. {p['label']:<40} {p['score']:7.2%}\n")
-    if args.output:
-        from pathlib import Path
+def _json_to_stdout(clf, args, feats, paths) -> int:
+    from ..pipeline import classify_stream, embedding_batches, image_batches
+    from ..rows import prediction_row
 
-        from .._io import atomic_write_text
+    rows: list[dict] = []
 
-        atomic_write_text(Path(args.output), buf.getvalue())
+    def keep(ids, classes, probs):
+        rows.extend(prediction_row(i, cs, ps) for i, cs, ps in zip(ids, classes, probs))
+
+    if feats is not None:
+        batches = embedding_batches(feats.embeddings, feats.ids or None)
     else:
-        sys.stdout.write(buf.getvalue())
+        batches = image_batches(clf.encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
+                                show_progress_bar=sys.stderr.isatty())
+    summary = classify_stream(batches, clf.tables_, keep, class_names=clf.classes_, k=args.top,
+                              **clf.scoring_settings())
+    write_json({"method": args.method, "results": rows}, None)
+    _report_failures(summary.failures)
+    return 0
+
+
+def _report_failures(failures) -> None:
+    if failures:
+        print(f"coderclip classify: skipped {len(failures)} unreadable image(s):", file=sys.stderr)
+        for _path, reason in failures:
+            print(f"  {reason}", file=sys.stderr)

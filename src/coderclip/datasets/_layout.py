@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..names import normalize_name
-from . import ImageDataset
+from .base import ImageDataset
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ LARGE_VAL_PER_CLASS = 10
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-    """What a standard dataset is: registry key, display title, prompt domain, class count, the
-    layout it is read from (shown in errors and docs), and where its splits come from."""
+    """One row of the dataset table (``coderclip/data/datasets.json``): registry key, display
+    title, prompt domain, class count, the layout it is read from (shown in errors and docs),
+    where its splits come from, and how to find and read it."""
 
     key: str
     title: str
@@ -46,15 +47,17 @@ class DatasetInfo:
     splits: str = "train / val / test from the CoOp split file"
     #: Class names are read from the dataset's own files (no shipped list), e.g. SUN397.
     names_from_data: bool = False
-
-
-#: key -> DatasetInfo of every registered standard dataset (filled by the loader modules).
-DATASETS: dict[str, DatasetInfo] = {}
-
-
-def describe(info: DatasetInfo) -> DatasetInfo:
-    DATASETS[info.key] = info
-    return info
+    #: The CoOp ``split_zhou_*.json`` file, when the dataset has one.
+    split_file: str | None = None
+    #: Folder (relative to the dataset folder) the split file's paths are relative to; when set,
+    #: a present split file is read without the dataset's own reader.
+    image_dir: str | None = None
+    #: Files or folders that mark the dataset folder (``{split}`` is replaced by the split).
+    markers: tuple[str, ...] = ()
+    #: Sub-folders of the given root where the dataset folder may sit instead.
+    children: tuple[str, ...] = ()
+    #: Name of the reader for the dataset's own layout (:data:`coderclip.datasets.registry.READERS`).
+    reader: str | None = None
 
 
 # ---------------------------------------------------------------------------------- errors/checks

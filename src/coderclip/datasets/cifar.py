@@ -21,8 +21,8 @@ import numpy as np
 from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES
 from ..names import normalize_name
-from . import ImageDataset, register_loader
-from ._layout import (DatasetInfo, check_split, class_names, describe, fail, holdout, make_dataset,
+from .base import ImageDataset
+from ._layout import (DatasetInfo, check_split, class_names, fail, holdout, make_dataset,
                       read_lines, require_file, select)
 
 log = logging.getLogger(__name__)
@@ -31,24 +31,11 @@ _PIXELS = 32 * 32 * 3
 #: Names of the Python (pickle) version's folders and files.
 _PICKLE_MARKERS = ("cifar-10-batches-py", "cifar-100-python", "batches.meta", "data_batch_1", "meta")
 
-INFO_10 = describe(DatasetInfo(
-    key="cifar10", title="CIFAR-10", domain="generic", n_classes=10,
-    layout="cifar-10-batches-bin/ with batches.meta.txt, data_batch_1.bin .. data_batch_5.bin and "
-           "test_batch.bin (the binary version; the Python pickle version is not read), or an "
-           "image-folder export train/<class>/*.png and test/<class>/*.png",
-    splits="official train/test, val = 10% of each class's train images"))
-INFO_100 = describe(DatasetInfo(
-    key="cifar100", title="CIFAR-100", domain="generic", n_classes=100,
-    layout="cifar-100-binary/ with fine_label_names.txt, train.bin and test.bin (the binary "
-           "version; the Python pickle version is not read), or an image-folder export "
-           "train/<class>/*.png and test/<class>/*.png",
-    splits="official train/test, val = 10% of each class's train images"))
-
-#: key -> (info, binary folder name, names file, train files, test files, label byte, record size)
+#: key -> (binary folder name, names file, train files, test files, label byte, record size)
 _FORMATS = {
-    "cifar10": (INFO_10, "cifar-10-batches-bin", "batches.meta.txt",
+    "cifar10": ("cifar-10-batches-bin", "batches.meta.txt",
                 [f"data_batch_{i}.bin" for i in range(1, 6)], ["test_batch.bin"], 0, 1 + _PIXELS),
-    "cifar100": (INFO_100, "cifar-100-binary", "fine_label_names.txt", ["train.bin"], ["test.bin"], 1,
+    "cifar100": ("cifar-100-binary", "fine_label_names.txt", ["train.bin"], ["test.bin"], 1,
                  2 + _PIXELS),
 }
 
@@ -106,7 +93,7 @@ def _extract(info: DatasetInfo, files: list[Path], label_byte: int, record: int,
 
 
 def _from_binary(info: DatasetInfo, root: Path, fmt, split: str) -> ImageDataset:
-    _, _, names_file, train_files, test_files, label_byte, record = fmt
+    _, names_file, train_files, test_files, label_byte, record = fmt
     raw = [ln for ln in read_lines(require_file(info, root, root / names_file, "class list"))]
     names = class_names(info, root, raw, source=names_file)
     files = [require_file(info, root, root / f, "batch file")
@@ -153,31 +140,21 @@ def _from_folders(info: DatasetInfo, root: Path, split: str) -> ImageDataset:
     return make_dataset(info, names, paths, labels, root, split)
 
 
-def _loader(key: str):
-    fmt = _FORMATS[key]
-    info, binary_dir = fmt[0], fmt[1]
-
-    def load(root: str | Path, split: str = "test") -> ImageDataset:
-        check_split(info, split)
-        base = Path(root).expanduser()
-        if not base.is_dir():
-            raise fail(info, base, f"the dataset folder {str(base)!r} does not exist")
-        if (base / binary_dir).is_dir():
-            base = base / binary_dir
-        if (base / fmt[2]).is_file() or any((base / f).exists() for f in fmt[3] + fmt[4]):
-            return _from_binary(info, base, fmt, split)
-        if (base / "test").is_dir() or (base / "train").is_dir():
-            return _from_folders(info, base, split)
-        if any((base / m).exists() for m in _PICKLE_MARKERS):
-            raise fail(info, base, "this looks like the Python (pickle) version, which coderclip "
-                                   "does not load; download the binary version instead")
-        raise fail(info, base, f"found neither {binary_dir}/ nor train/ and test/ image folders")
-
-    load.__doc__ = f"{info.title} (``split``: train, val or test)."
-    return load
-
-
-load_cifar10 = _loader("cifar10")
-load_cifar100 = _loader("cifar100")
-register_loader("cifar10", load_cifar10)
-register_loader("cifar100", load_cifar100)
+def read(info: DatasetInfo, root: str | Path, split: str) -> ImageDataset:
+    """CIFAR-10 or CIFAR-100 (``info.key``) from the binary version or an image-folder export."""
+    fmt = _FORMATS[info.key]
+    binary_dir, names_file, train_files, test_files = fmt[:4]
+    check_split(info, split)
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise fail(info, base, f"the dataset folder {str(base)!r} does not exist")
+    if (base / binary_dir).is_dir():
+        base = base / binary_dir
+    if (base / names_file).is_file() or any((base / f).exists() for f in train_files + test_files):
+        return _from_binary(info, base, fmt, split)
+    if (base / "test").is_dir() or (base / "train").is_dir():
+        return _from_folders(info, base, split)
+    if any((base / m).exists() for m in _PICKLE_MARKERS):
+        raise fail(info, base, "this looks like the Python (pickle) version, which coderclip "
+                               "does not load; download the binary version instead")
+    raise fail(info, base, f"found neither {binary_dir}/ nor train/ and test/ image folders")

@@ -10,22 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DatasetError
-from . import ImageDataset, from_csv, from_folder, register_loader
-from ._layout import SPLITS, DatasetInfo, check_split, describe
+from .base import ImageDataset, from_csv, from_folder
+from ._layout import SPLITS, DatasetInfo, check_split
 
-INFO_FOLDER = describe(DatasetInfo(
-    key="folder", title="image folder", domain="generic", n_classes=0,
-    layout="<class>/<image> (test split), or train/, val/, test/ each with <class>/<image>",
-    splits="the split sub-folders when present"))
-INFO_CSV = describe(DatasetInfo(
-    key="csv", title="CSV manifest", domain="generic", n_classes=0,
-    layout="a path,label CSV file, or a folder with train.csv, val.csv and test.csv",
-    splits="one CSV file per split"))
-
-
-def load_folder(root: str | Path, split: str = "test") -> ImageDataset:
+def read_folder(info: DatasetInfo, root: str | Path, split: str) -> ImageDataset:
     """A class-per-sub-folder image folder (``split`` sub-folders optional)."""
-    check_split(INFO_FOLDER, split)
+    check_split(info, split)
     root = Path(root).expanduser()
     if (root / split).is_dir():
         ds = from_folder(root / split, name=root.name)
@@ -41,9 +31,9 @@ def load_folder(root: str | Path, split: str = "test") -> ImageDataset:
     return ds
 
 
-def load_csv(root: str | Path, split: str = "test") -> ImageDataset:
+def read_csv(info: DatasetInfo, root: str | Path, split: str) -> ImageDataset:
     """A ``path,label`` CSV manifest (or a folder of ``<split>.csv`` manifests)."""
-    check_split(INFO_CSV, split)
+    check_split(info, split)
     root = Path(root).expanduser()
     if root.is_dir():
         ds = from_csv(root / f"{split}.csv", name=root.name)
@@ -56,5 +46,3 @@ def load_csv(root: str | Path, split: str = "test") -> ImageDataset:
     return ds
 
 
-register_loader("folder", load_folder)
-register_loader("csv", load_csv)

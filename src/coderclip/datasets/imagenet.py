@@ -8,21 +8,9 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES
-from . import ImageDataset, register_loader
-from ._layout import (LARGE_VAL_PER_CLASS, DatasetInfo, check_split, describe, fail, holdout,
+from .base import ImageDataset
+from ._layout import (LARGE_VAL_PER_CLASS, DatasetInfo, check_split, fail, holdout,
                       make_dataset, select)
-
-INFO = describe(DatasetInfo(
-    key="imagenet", title="ImageNet", domain="generic", n_classes=1000,
-    layout="train/<wnid>/*.JPEG and val/<wnid>/*.JPEG (1000 WordNet-id folders such as n01440764 "
-           "each; also accepted under images/, the CoOp layout)",
-    splits="test = official val set; val = 10 train images per class; train = the other "
-           "train images"))
-INFO_V2 = describe(DatasetInfo(
-    key="imagenet_v2", title="ImageNet-V2", domain="generic", n_classes=1000,
-    layout="imagenetv2-matched-frequency-format-val/<label>/*.jpeg (folders 0..999; the "
-           "threshold0.7 and top-images variants are read the same way)",
-    splits="test only"))
 
 _WNID = re.compile(r"^n\d{8}$")
 
@@ -81,16 +69,16 @@ def _class_folders(info: DatasetInfo, root: Path, folder: Path, pattern) -> list
     return subdirs
 
 
-def load(root: str | Path, split: str = "test") -> ImageDataset:
+def read(info: DatasetInfo, root: str | Path, split: str) -> ImageDataset:
     """ImageNet (``split``: train, val or test)."""
-    check_split(INFO, split)
+    check_split(info, split)
     base = Path(root).expanduser()
     if not base.is_dir():
-        raise fail(INFO, base, f"the dataset folder {str(base)!r} does not exist")
+        raise fail(info, base, f"the dataset folder {str(base)!r} does not exist")
     if (base / "images").is_dir() and not (base / "val").is_dir():
         base = base / "images"
     folder = base / ("val" if split == "test" else "train")
-    subdirs = _class_folders(INFO, base, folder, _WNID.match)
+    subdirs = _class_folders(info, base, folder, _WNID.match)
     paths, labels = [], []
     for label, d in enumerate(subdirs):
         files = _images(d)
@@ -100,30 +88,28 @@ def load(root: str | Path, split: str = "test") -> ImageDataset:
         keep = holdout([f"{p.parent.name}/{p.name}" for p in paths], labels, split,
                        max_per_class=LARGE_VAL_PER_CLASS)
         paths, labels = select(paths, keep), select(labels, keep)
-    return make_dataset(INFO, imagenet_class_names(), paths, labels, base, split)
+    return make_dataset(info, imagenet_class_names(), paths, labels, base, split)
 
 
-def load_v2(root: str | Path, split: str = "test") -> ImageDataset:
+def read_v2(info: DatasetInfo, root: str | Path, split: str) -> ImageDataset:
     """ImageNet-V2 (test split only): folders named by ImageNet label index."""
-    check_split(INFO_V2, split, ("test",))
+    check_split(info, split, ("test",))
     base = Path(root).expanduser()
     if not base.is_dir():
-        raise fail(INFO_V2, base, f"the dataset folder {str(base)!r} does not exist")
+        raise fail(info, base, f"the dataset folder {str(base)!r} does not exist")
     if not (base / "0").is_dir():
         variants = sorted(p for p in base.glob("imagenetv2-*") if p.is_dir())
         if variants:
             base = variants[0]
-    subdirs = _class_folders(INFO_V2, base, base, str.isdigit)
+    subdirs = _class_folders(info, base, base, str.isdigit)
     numbers = sorted(int(d.name) for d in subdirs)
     if numbers != list(range(1000)):
-        raise fail(INFO_V2, base, "the class folders are not named 0..999")
+        raise fail(info, base, "the class folders are not named 0..999")
     paths, labels = [], []
     for d in sorted(subdirs, key=lambda d: int(d.name)):
         files = _images(d)
         paths += files
         labels += [int(d.name)] * len(files)
-    return make_dataset(INFO_V2, imagenet_class_names(), paths, labels, base, split)
+    return make_dataset(info, imagenet_class_names(), paths, labels, base, split)
 
 
-register_loader(INFO.key, load)
-register_loader(INFO_V2.key, load_v2)

@@ -6,18 +6,10 @@ import re
 from pathlib import Path
 
 from ..errors import DatasetError
-from . import ImageDataset, register_loader
-from ._layout import (DatasetInfo, check_files_exist, check_split, class_names, describe, find_root,
-                      holdout, make_dataset, read_lines, require_dir, require_file, select,
-                      split_zhou)
+from .base import ImageDataset
+from ._layout import (DatasetInfo, check_files_exist, check_split, class_names,
+                      holdout, make_dataset, read_lines, require_dir, require_file, select)
 
-INFO = describe(DatasetInfo(
-    key="oxford_pets", title="Oxford-IIIT Pets", domain="pet", n_classes=37,
-    layout="images/<Breed>_<n>.jpg with split_zhou_OxfordPets.json (the CoOp split file) or the "
-           "official annotations/trainval.txt and annotations/test.txt",
-    splits="CoOp split file; else official trainval/test, val = 10% of each class's trainval images"))
-
-SPLIT_FILE = "split_zhou_OxfordPets.json"
 
 
 def _read_annotations(path: Path) -> list[tuple[str, int]]:
@@ -32,29 +24,23 @@ def _read_annotations(path: Path) -> list[tuple[str, int]]:
     return rows
 
 
-def load(root: str | Path, split: str = "test") -> ImageDataset:
+def read(info: DatasetInfo, root: Path, split: str) -> ImageDataset:
     """Oxford-IIIT Pets (``split``: train, val or test)."""
-    root = find_root(INFO, root, [SPLIT_FILE, "images", "annotations"], ["oxford_pets", "oxford-iiit-pet"])
-    if (root / SPLIT_FILE).is_file():
-        return split_zhou(INFO, root, SPLIT_FILE, root / "images", split)
-    check_split(INFO, split)
+    check_split(info, split)
     ann = root / "annotations"
-    files = {s: require_file(INFO, root, ann / f"{s}.txt", "official split list") for s in ("trainval", "test")}
+    files = {s: require_file(info, root, ann / f"{s}.txt", "official split list") for s in ("trainval", "test")}
     rows = {s: _read_annotations(p) for s, p in files.items()}
     raw_by_label: dict[int, str] = {}
     for image, label in rows["trainval"] + rows["test"]:
         raw_by_label.setdefault(label, re.sub(r"_\d+$", "", image))
     raw = [raw_by_label.get(i, f"class {i + 1}") for i in range(max(raw_by_label) + 1)]
-    names = class_names(INFO, root, raw, source="annotations/trainval.txt and test.txt")
+    names = class_names(info, root, raw, source="annotations/trainval.txt and test.txt")
     chosen = rows["test" if split == "test" else "trainval"]
     stems, labels = [r[0] for r in chosen], [r[1] for r in chosen]
     if split != "test":
         keep = holdout(stems, labels, split)
         stems, labels = select(stems, keep), select(labels, keep)
-    images = require_dir(INFO, root, root / "images", "image")
+    images = require_dir(info, root, root / "images", "image")
     paths = [images / f"{s}.jpg" for s in stems]
-    check_files_exist(INFO, root, paths, str(files["test" if split == "test" else "trainval"]))
-    return make_dataset(INFO, names, paths, labels, root, split)
-
-
-register_loader(INFO.key, load)
+    check_files_exist(info, root, paths, str(files["test" if split == "test" else "trainval"]))
+    return make_dataset(info, names, paths, labels, root, split)

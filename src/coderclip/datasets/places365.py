@@ -6,24 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DatasetError
-from . import ImageDataset, register_loader
-from ._layout import (LARGE_VAL_PER_CLASS, DatasetInfo, check_files_exist, check_split, class_names, describe, fail,
-                      find_root, holdout, make_dataset, place_name, read_lines, require_file, select)
+from .base import ImageDataset
+from ._layout import (LARGE_VAL_PER_CLASS, DatasetInfo, check_files_exist, check_split, class_names, fail,
+                      holdout, make_dataset, place_name, read_lines, require_file, select)
 
-INFO = describe(DatasetInfo(
-    key="places365", title="Places365", domain="places", n_classes=365,
-    layout="categories_places365.txt, places365_val.txt with val_256/ (or val_large/), and for "
-           "train/val places365_train_standard.txt with data_256/ (or data_large/)",
-    splits="test = official val set; val = 10 train images per class; train = the other "
-           "train images",
-    names_from_data=True))
-
-
-def _image_dir(root: Path, candidates: tuple[str, ...]) -> Path:
+def _image_dir(info: DatasetInfo, root: Path, candidates: tuple[str, ...]) -> Path:
     for c in candidates:
         if (root / c).is_dir():
             return root / c
-    raise fail(INFO, root, f"missing image folder {' or '.join(repr(str(root / c)) for c in candidates)}")
+    raise fail(info, root, f"missing image folder {' or '.join(repr(str(root / c)) for c in candidates)}")
 
 
 def _listing(path: Path, index_ok: int) -> tuple[list[str], list[int]]:
@@ -38,11 +29,10 @@ def _listing(path: Path, index_ok: int) -> tuple[list[str], list[int]]:
     return rel, labels
 
 
-def load(root: str | Path, split: str = "test") -> ImageDataset:
+def read(info: DatasetInfo, root: Path, split: str) -> ImageDataset:
     """Places365-Standard (``split``: train, val or test)."""
-    root = find_root(INFO, root, ["categories_places365.txt"], ["places365", "places365_standard"])
-    check_split(INFO, split)
-    cats = read_lines(require_file(INFO, root, root / "categories_places365.txt", "category list"))
+    check_split(info, split)
+    cats = read_lines(require_file(info, root, root / "categories_places365.txt", "category list"))
     ordered: dict[int, str] = {}
     for ln in cats:
         cat, _, label = ln.rpartition(" ")
@@ -50,20 +40,17 @@ def load(root: str | Path, split: str = "test") -> ImageDataset:
             raise DatasetError(f"Places365: categories_places365.txt: line {ln!r} is not 'CATEGORY LABEL'")
         ordered[int(label)] = cat
     raw = [place_name(ordered.get(i, "")) for i in range(max(ordered) + 1)]
-    names = class_names(INFO, root, raw, source="categories_places365.txt")
+    names = class_names(info, root, raw, source="categories_places365.txt")
     if split == "test":
-        listing = require_file(INFO, root, root / "places365_val.txt", "validation list")
+        listing = require_file(info, root, root / "places365_val.txt", "validation list")
         rel, labels = _listing(listing, len(names))
-        folder = _image_dir(root, ("val_256", "val_large"))
+        folder = _image_dir(info, root, ("val_256", "val_large"))
     else:
-        listing = require_file(INFO, root, root / "places365_train_standard.txt", "training list")
+        listing = require_file(info, root, root / "places365_train_standard.txt", "training list")
         rel, labels = _listing(listing, len(names))
         keep = holdout(rel, labels, split, max_per_class=LARGE_VAL_PER_CLASS)
         rel, labels = select(rel, keep), select(labels, keep)
-        folder = _image_dir(root, ("data_256", "data_large"))
+        folder = _image_dir(info, root, ("data_256", "data_large"))
     paths = [folder / r for r in rel]
-    check_files_exist(INFO, root, paths, listing.name)
-    return make_dataset(INFO, names, paths, labels, root, split)
-
-
-register_loader(INFO.key, load)
+    check_files_exist(info, root, paths, listing.name)
+    return make_dataset(info, names, paths, labels, root, split)

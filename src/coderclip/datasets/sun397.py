@@ -6,55 +6,45 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import DatasetError
-from . import ImageDataset, register_loader
+from .base import ImageDataset
 from ._layout import (DatasetInfo, check_files_exist, check_order, check_split, class_names,
-                      describe, find_root, holdout, make_dataset, place_name, read_lines,
+                      holdout, make_dataset, place_name, read_lines,
                       read_split_zhou, require_dir, select)
 
-INFO = describe(DatasetInfo(
-    key="sun397", title="SUN397", domain="places", n_classes=397,
-    layout="SUN397/<letter>/<category>[/<qualifier>]/sun_*.jpg and SUN397/ClassName.txt, with "
-           "split_zhou_SUN397.json (the CoOp split file) or the official partition files "
-           "Partitions/Training_01.txt and Partitions/Testing_01.txt",
-    splits="CoOp split file; else official partition 01, val = 10% of each class's training images",
-    names_from_data=True))
-
-SPLIT_FILE = "split_zhou_SUN397.json"
 
 
-def _partition(root: Path, name: str) -> Path:
+def _partition(info: DatasetInfo, root: Path, name: str) -> Path:
     for cand in (root / "Partitions" / name, root / name, root / "SUN397" / name,
                  root / "SUN397" / "Partitions" / name):
         if cand.is_file():
             return cand
-    raise DatasetError(f"SUN397: no CoOp split file {str(root / SPLIT_FILE)!r} and no official "
+    raise DatasetError(f"SUN397: no CoOp split file {str(root / info.split_file)!r} and no official "
                        f"partition file {str(root / 'Partitions' / name)!r}. Expected layout under "
-                       f"{str(root)!r}: {INFO.layout}")
+                       f"{str(root)!r}: {info.layout}")
 
 
-def load(root: str | Path, split: str = "test") -> ImageDataset:
+def read(info: DatasetInfo, root: Path, split: str) -> ImageDataset:
     """SUN397 (``split``: train, val or test)."""
-    root = find_root(INFO, root, [SPLIT_FILE, "SUN397"], ["sun397"])
-    check_split(INFO, split)
-    image_dir = require_dir(INFO, root, root / "SUN397", "image")
+    check_split(info, split)
+    image_dir = require_dir(info, root, root / "SUN397", "image")
     class_file = image_dir / "ClassName.txt"
     categories = read_lines(class_file) if class_file.is_file() else None
-    if (root / SPLIT_FILE).is_file():
-        sp, raw = read_split_zhou(INFO, root, root / SPLIT_FILE, split)
+    if (root / info.split_file).is_file():
+        sp, raw = read_split_zhou(info, root, root / info.split_file, split)
         split_names = [raw.get(i, "") for i in range(max(raw) + 1)] if raw else []
         if categories is not None:
-            names = class_names(INFO, root, [place_name(c) for c in categories], "SUN397/ClassName.txt")
-            check_order(INFO, split_names, names, SPLIT_FILE)
+            names = class_names(info, root, [place_name(c) for c in categories], "SUN397/ClassName.txt")
+            check_order(info, split_names, names, info.split_file)
         else:
-            names = class_names(INFO, root, split_names, SPLIT_FILE)
-        paths, labels, source = [image_dir / p for p in sp.relpaths], sp.labels, f"{SPLIT_FILE} ({split})"
+            names = class_names(info, root, split_names, info.split_file)
+        paths, labels, source = [image_dir / p for p in sp.relpaths], sp.labels, f"{info.split_file} ({split})"
     else:
         if categories is None:
             raise DatasetError(f"SUN397: missing category list {str(class_file)!r}. Expected layout "
-                               f"under {str(root)!r}: {INFO.layout}")
-        names = class_names(INFO, root, [place_name(c) for c in categories], "SUN397/ClassName.txt")
+                               f"under {str(root)!r}: {info.layout}")
+        names = class_names(info, root, [place_name(c) for c in categories], "SUN397/ClassName.txt")
         index = {c.strip("/"): i for i, c in enumerate(categories)}
-        listing = _partition(root, "Testing_01.txt" if split == "test" else "Training_01.txt")
+        listing = _partition(info, root, "Testing_01.txt" if split == "test" else "Training_01.txt")
         rel = [ln.lstrip("/") for ln in read_lines(listing)]
         labels = []
         for r in rel:
@@ -66,8 +56,5 @@ def load(root: str | Path, split: str = "test") -> ImageDataset:
             keep = holdout(rel, labels, split)
             rel, labels = select(rel, keep), select(labels, keep)
         paths, source = [image_dir / r for r in rel], str(listing)
-    check_files_exist(INFO, root, paths, source)
-    return make_dataset(INFO, names, paths, labels, root, split)
-
-
-register_loader(INFO.key, load)
+    check_files_exist(info, root, paths, source)
+    return make_dataset(info, names, paths, labels, root, split)

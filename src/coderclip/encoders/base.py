@@ -54,7 +54,10 @@ class Encoder(abc.ABC):
     def encode_images(self, images: Sequence[ImageInput] | torch.Tensor, batch_size: int = 64,
                       show_progress_bar: bool = False) -> torch.Tensor:
         """Embed images given as PIL images, preprocessed tensors ``[3, H, W]`` or one tensor
-        ``[N, 3, H, W]``; returns ``[N, D]`` float32 unit vectors on ``device``."""
+        ``[N, 3, H, W]`` (one PIL image is one image); returns ``[N, D]`` float32 unit vectors on
+        ``device``."""
+        if isinstance(images, Image.Image):
+            images = [images]
         n = len(images)
         out = torch.empty(n, self.embed_dim, dtype=torch.float32, device=self.device)
         for start in _progress(range(0, n, batch_size), show_progress_bar, "images", n, batch_size):
@@ -74,9 +77,9 @@ class Encoder(abc.ABC):
         """Embed texts; returns ``[N, D]`` float32 unit vectors on ``device``.
 
         Texts are processed in length-sorted batches so that padding stays small; the output is
-        in the input order.
+        in the input order. One string is one text (``encode_texts("a dog")`` is ``[1, D]``).
         """
-        texts = list(texts)
+        texts = [texts] if isinstance(texts, str) else list(texts)
         n = len(texts)
         out = torch.empty(n, self.embed_dim, dtype=torch.float32, device=self.device)
         order = sorted(range(n), key=lambda i: len(texts[i]))

@@ -19,7 +19,7 @@ import torch
 from ..baselines import BaselineTables, prototype_scores
 from ..bank.textbank import GENERAL_TYPES, METHOD_TYPES, TEXT_TYPES, TextBank
 from ..defaults import DEFAULT_METHODS, ZERO_SHOT_METHODS
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
 from ..scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, clip_scores, heuristic_scores,
                       move_to_front, rerank_top_k)
 
@@ -87,69 +87,115 @@ def _ranking(scores: torch.Tensor, k: int = 5) -> torch.Tensor:
     return scores.topk(min(k, scores.shape[1]), dim=1).indices
 
 
-def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
-                      top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
-                      ks: Sequence[int] = DEFAULT_KS, ablation: bool = True,
-                      batch_size: int = 8192, methods: Sequence[str] | None = None
-                      ) -> ZeroShotPredictions:
-    """All methods' predictions for unit image embeddings ``x`` ``[N, D]`` (no labels involved).
+class NothingScored(DatasetError):
+    """:meth:`ZeroShotPredictor.result` before any image was added."""
 
-    ``methods``: which of :data:`METHOD_LABELS` to compute (default: every one the bank has texts
-    for); CODER + rerank and its sweeps are always computed. Works through the images in batches of
-    ``batch_size`` so memory stays bounded.
+
+class ZeroShotPredictor:
+    """Every method's predictions, accumulated batch by batch (no labels involved).
+
+    Tables are built once; :meth:`add` scores a batch of unit embeddings ``[n, D]`` and keeps only
+    small integer rankings (``[n, 5]`` int32 per method, ``[n]`` per τ / K), so memory grows by
+    about 200 bytes per image whatever the number of classes; :meth:`result` returns them.
+    ``device``: where scoring runs (default: the device of the first batch).
     """
-    device = x.device
-    dtype = x.dtype if device.type != "cpu" else torch.float32
-    wanted = set(METHOD_LABELS if methods is None else check_methods(methods)) | {"coder-rerank"}
-    full = CoderTables.from_bank(bank, device=device, dtype=dtype)
-    ladder = {name: CoderTables.from_bank(bank, types=types, device=device, dtype=dtype)
-              for name, types in ABLATION.items()} if ablation else {}
-    if ablation and "noise" in bank.types:
-        ladder[NOISE_ROW[0]] = CoderTables.from_bank(bank, types=NOISE_ROW[1], device=device,
-                                                     dtype=dtype)
-    has_ensemble = full.ensemble_emb is not None
-    coder = CoderTables.from_bank(bank, types=tuple(t for t in bank.types if t in GENERAL_TYPES),
-                                  device=device, dtype=dtype)
-    peers = BaselineTables.from_bank(bank, device=device, dtype=dtype)
-    prototypes = {m: p for m, p in (("dclip", peers.dclip), ("cupl", peers.cupl),
-                                    ("cupl-templates", peers.cupl_templates))
-                  if p is not None and m in wanted}
-    parts: dict[str, list[torch.Tensor]] = {}
 
-    def put(key: str, value: torch.Tensor) -> None:
-        parts.setdefault(key, []).append(value.cpu())
+    def __init__(self, bank: TextBank, tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K,
+                 taus: Sequence[float] = DEFAULT_TAUS, ks: Sequence[int] = DEFAULT_KS,
+                 ablation: bool = True, device: str | torch.device | None = None,
+                 dtype: torch.dtype | None = None, methods: Sequence[str] | None = None) -> None:
+        self.bank, self.tau, self.top_k = bank, tau, top_k
+        # which methods to score (default DEFAULT_METHODS); CODER + rerank always
+        self.wanted = set(check_methods(methods)) | {"coder-rerank"}
+        self.taus, self.ks, self.ablation = tuple(taus), tuple(ks), ablation
+        self.device, self.dtype = device, dtype
+        self.parts: dict[str, list[torch.Tensor]] = {}
+        self._tables = None
 
-    for start in range(0, x.shape[0], batch_size):
-        xb = x[start:start + batch_size]
+    def _build(self, device: torch.device) -> None:
+        dtype = self.dtype or torch.float32
+        bank = self.bank
+        full = CoderTables.from_bank(bank, device=device, dtype=dtype)
+        ladder = {name: CoderTables.from_bank(bank, types=types, device=device, dtype=dtype)
+                  for name, types in ABLATION.items()} if self.ablation else {}
+        if self.ablation and "noise" in bank.types:
+            ladder[NOISE_ROW[0]] = CoderTables.from_bank(bank, types=NOISE_ROW[1], device=device,
+                                                         dtype=dtype)
+        coder = CoderTables.from_bank(bank, types=tuple(t for t in bank.types if t in GENERAL_TYPES),
+                                      device=device, dtype=dtype)
+        peers = BaselineTables.from_bank(bank, device=device, dtype=dtype)
+        prototypes = {m: p for m, p in (("dclip", peers.dclip), ("cupl", peers.cupl),
+                                        ("cupl-templates", peers.cupl_templates))
+                      if p is not None and m in self.wanted}
+        waffle = peers.waffle if "waffle" in self.wanted else None
+        self._tables = (full, coder, ladder, prototypes, waffle)
+
+    def _put(self, key: str, value: torch.Tensor) -> None:
+        self.parts.setdefault(key, []).append(value.to("cpu", torch.int32))
+
+    def add(self, xb: torch.Tensor) -> None:
+        """Score one batch ``[n, D]``; ``O(n · C)`` time and memory."""
+        device = torch.device(self.device) if self.device is not None else xb.device
+        if self._tables is None:
+            self._build(device)
+        full, coder, ladder, prototypes, waffle = self._tables
+        xb = xb.to(device)
+        put, wanted = self._put, self.wanted
         if "clip" in wanted:
             put("clip", _ranking(clip_scores(xb, full)))
-        if has_ensemble and "clip-ensemble" in wanted:
+        if full.ensemble_emb is not None and "clip-ensemble" in wanted:
             put("clip-ensemble", _ranking(clip_scores(xb, full, ensemble=True)))
         for m, p in prototypes.items():
             put(m, _ranking(prototype_scores(xb, p)))
-        if peers.waffle is not None and "waffle" in wanted:
-            for seed in range(peers.n_seeds):
-                r = _ranking(prototype_scores(xb, peers.waffle[seed]))
-                put("waffle" if seed == 0 else f"waffle@{seed}", r)
+        if waffle is not None:  # one ranking per random-descriptor set
+            for seed in range(waffle.shape[0]):
+                put("waffle" if seed == 0 else f"waffle@{seed}",
+                    _ranking(prototype_scores(xb, waffle[seed])))
         s = heuristic_scores(xb, coder)
+        rest = _ranking(s)
         if "coder" in wanted:
-            put("coder", _ranking(s))
+            put("coder", rest)
         for name, tables in ladder.items():
             put(f"ablation:{name}", _ranking(heuristic_scores(xb, tables)))
-        rr = rerank_top_k(xb, s, full, top_k=top_k, tau=tau)
-        rest = _ranking(s)
+        rr = rerank_top_k(xb, s, full, top_k=self.top_k, tau=self.tau)
         put("coder-rerank", move_to_front(rr.prediction, rest))
         put("stage1", rr.candidates[:, 0])
         put("reranked", rr.reranked)
-        always = rerank_top_k(xb, s, full, top_k=top_k, tau=float("inf"))
-        for t in taus:
+        always = rerank_top_k(xb, s, full, top_k=self.top_k, tau=float("inf"))
+        for t in self.taus:
             put(f"tau:{t}", torch.where(always.gap < t, always.prediction, always.candidates[:, 0]))
-        for k in ks:
-            put(f"k:{k}", rerank_top_k(xb, s, full, top_k=k, tau=tau).prediction)
-    cat = {k: torch.cat(v).numpy() for k, v in parts.items()}
-    ranking = {k: v for k, v in cat.items()
-               if k in METHOD_LABELS or k.startswith(("ablation:", "waffle@"))}
-    return ZeroShotPredictions(
-        ranking=ranking, stage1=cat["stage1"], reranked=cat["reranked"].astype(bool),
-        tau_sweep={t: cat[f"tau:{t}"] for t in taus}, k_sweep={k: cat[f"k:{k}"] for k in ks},
-        tau=tau, top_k=top_k)
+        for k in self.ks:
+            put(f"k:{k}", rerank_top_k(xb, s, full, top_k=k, tau=self.tau).prediction)
+
+    def result(self) -> ZeroShotPredictions:
+        """The predictions of every image added so far, in the order added."""
+        if not self.parts:
+            raise NothingScored("no image embeddings were given")
+        cat = {k: torch.cat(v).numpy().astype(np.int64) for k, v in self.parts.items()}
+        ranking = {k: v for k, v in cat.items()
+                   if k in METHOD_LABELS or k.startswith(("ablation:", "waffle@"))}
+        return ZeroShotPredictions(
+            ranking=ranking, stage1=cat["stage1"], reranked=cat["reranked"].astype(bool),
+            tau_sweep={t: cat[f"tau:{t}"] for t in self.taus},
+            k_sweep={k: cat[f"k:{k}"] for k in self.ks}, tau=self.tau, top_k=self.top_k)
+
+
+def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
+                      top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
+                      ks: Sequence[int] = DEFAULT_KS, ablation: bool = True,
+                      batch_size: int = 8192, device: str | torch.device | None = None,
+                      methods: Sequence[str] | None = None) -> ZeroShotPredictions:
+    """All methods' predictions for unit image embeddings ``x`` ``[N, D]`` (no labels involved).
+
+    ``methods``: which of :data:`METHOD_LABELS` to compute (default
+    :data:`~coderclip.defaults.DEFAULT_METHODS`, those the bank has texts for); CODER + rerank and
+    its sweeps are always computed.
+    Works through the images in batches of ``batch_size`` (:class:`ZeroShotPredictor`), so memory
+    stays bounded by one batch's ``[batch_size, C]`` scores plus the integer rankings.
+    """
+    dtype = x.dtype if x.device.type != "cpu" else None  # GPU embeddings keep their precision
+    pred = ZeroShotPredictor(bank, tau=tau, top_k=top_k, taus=taus, ks=ks, ablation=ablation,
+                             device=device, dtype=dtype, methods=methods)
+    for start in range(0, x.shape[0], batch_size):
+        pred.add(x[start:start + batch_size])
+    return pred.result()

@@ -21,8 +21,10 @@ from ..knowledge.templates import TEMPLATES_VERSION
 
 
 def provenance(encoder: Encoder | None, knowledge: Knowledge, bank: TextBank | None = None,
-               knowledge_source: str | None = None, extra: dict | None = None) -> dict:
-    """What produced a report: package, model, knowledge, templates, settings, machine."""
+               knowledge_source: str | None = None, extra: dict | None = None,
+               labels_read_after_predictions: bool | None = None) -> dict:
+    """What produced a report: package, model, knowledge, templates, settings, machine, and (when
+    given) what a :class:`~coderclip.evaluation.guard.LabelGuard` measured about label reads."""
     kfile = None
     if knowledge_source and os.path.isfile(knowledge_source):
         kfile = {"path": os.path.abspath(knowledge_source), "sha256": file_sha256(knowledge_source)}
@@ -40,7 +42,7 @@ def provenance(encoder: Encoder | None, knowledge: Knowledge, bank: TextBank | N
         "torch_version": torch.__version__,
         "python": platform.python_version(),
         "seed": None,
-        "labels_read_after_predictions": True,
+        "labels_read_after_predictions": labels_read_after_predictions,
     }
     if extra:
         out.update(extra)

@@ -4,7 +4,7 @@ and a report that records what produced it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -14,32 +14,42 @@ from ..encoders.base import Encoder
 from ..errors import DatasetError
 from ..knowledge import Knowledge
 from ..scoring import DEFAULT_TAU, DEFAULT_TOP_K
+from .guard import LabelGuard
 from .metrics import score_zero_shot
-from .predict import DEFAULT_KS, DEFAULT_TAUS, bank_types, check_methods, predict_zero_shot
+from ..pipeline import row_batches
+from .predict import (DEFAULT_KS, DEFAULT_TAUS, NothingScored, ZeroShotPredictor, bank_types,
+                      check_methods)
 from .provenance import provenance
 
 REPORT_FORMAT = "coderclip-zero-shot-report"
 REPORT_VERSION = 1
 
 
-def predict_then_label(x: torch.Tensor, bank: TextBank, class_names: Sequence[str],
-                       labels_of: Callable[[], np.ndarray], *, tau: float = DEFAULT_TAU,
-                       top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
-                       ks: Sequence[int] = DEFAULT_KS, methods: Sequence[str] | None = None,
-                       per_image=None) -> dict:
-    """The accuracy sections of a report for unit image embeddings ``x`` ``[N, D]``.
+def predict_then_label(x: torch.Tensor | Iterable[torch.Tensor], bank: TextBank,
+                       class_names: Sequence[str], labels_of: Callable[[], np.ndarray], *,
+                       tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K,
+                       taus: Sequence[float] = DEFAULT_TAUS, ks: Sequence[int] = DEFAULT_KS,
+                       device: str | torch.device | None = None, guard: LabelGuard | None = None,
+                       methods: Sequence[str] | None = None, per_image=None) -> dict:
+    """The accuracy sections of a report for unit image embeddings: one tensor ``[N, D]`` or a
+    stream of batches ``[n, D]`` (consumed once, never held together).
 
-    Every method's predictions are computed first; ``labels_of()`` (the ``[N]`` labels of the rows
-    of ``x``) is called once, after them. Shared by :func:`evaluate`, the benchmark suite and the
+    Every method's predictions are computed first; ``labels_of()`` (the ``[N]`` labels of the
+    embedded rows, in order) is called once, after them, and ``guard`` (if given) is told the
+    predictions are final just before. Shared by :func:`evaluate`, the benchmark suite and the
     testbed demo, so all three follow the same order. ``per_image``: a
     :class:`~coderclip.evaluation.per_image.PerImagePredictions` that gets every batch, then the
     labels once they are read.
     """
-    preds = predict_zero_shot(x, bank, tau=tau, top_k=top_k, taus=taus, ks=ks,
-                              methods=check_methods(methods))
-    if per_image is not None:
-        for start in range(0, x.shape[0], 8192):
-            per_image.add(x[start:start + 8192])
+    pred = ZeroShotPredictor(bank, tau=tau, top_k=top_k, taus=taus, ks=ks, device=device,
+                             methods=methods)
+    for xb in (row_batches(x) if isinstance(x, torch.Tensor) else x):
+        pred.add(xb)
+        if per_image is not None:
+            per_image.add(xb)
+    preds = pred.result()
+    if guard is not None:
+        guard.final()
     labels = np.asarray(labels_of())
     if per_image is not None:
         per_image.close(labels)
@@ -57,40 +67,59 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
 
     ``knowledge``: a :class:`~coderclip.knowledge.Knowledge`, a knowledge file or a shipped pack
     name; ``dataset``: an :class:`~coderclip.datasets.ImageDataset`, or a folder with one
-    sub-folder per class or a ``path,label`` CSV (its classes are the ones scored). ``methods``:
-    which methods to report (default :data:`~coderclip.evaluation.predict.DEFAULT_METHODS`;
-    CODER + rerank, its sweeps and the ablation are always there); only their texts are encoded.
+    sub-folder per class or a ``path,label`` CSV (its classes are the ones scored).
     ``templates``: replace the domain's templates (see
     :func:`~coderclip.knowledge.templates.load_templates`); ``predictions``: write every image's
     top ``predictions_k`` classes and scores per method to this ``.csv`` or ``.parquet`` file
     (:mod:`~coderclip.evaluation.per_image`).
 
     Order of work: align the knowledge to the dataset's classes (by name), build the text bank,
-    embed the images, compute all predictions, and only then read the labels.
+    embed and score the images batch by batch (embeddings are not kept), and only then read the
+    labels. ``methods``: which methods to report (default
+    :data:`~coderclip.defaults.DEFAULT_METHODS`; CODER + rerank, its sweeps and the ablation are
+    always there); only their texts are encoded.
     """
-    from ..images import encode_image_files
+    from ..images import iter_encoded_batches
 
     knowledge, dataset, knowledge_source = _resolve_inputs(knowledge, dataset, knowledge_source)
+    guard = LabelGuard(dataset)
     kn = knowledge.align(dataset.class_names)
     bank = TextBank.build(kn, encoder, types=bank_types(methods), cache=cache,
                           show_progress_bar=show_progress_bar, templates=templates)
-    enc = encode_image_files(encoder, dataset.paths, batch_size=batch_size, num_workers=num_workers,
-                             show_progress_bar=show_progress_bar)
-    if not enc.kept:
-        raise DatasetError(f"none of the {len(dataset)} images of {dataset.name} could be read")
-    kept = np.asarray(enc.kept, dtype=np.int64)
+    kept: list[int] = []
+    failures: list[tuple[str, str]] = []
+
+    def batches():
+        for idx, emb, bad in iter_encoded_batches(encoder, dataset.paths, batch_size=batch_size,
+                                                  num_workers=num_workers,
+                                                  show_progress_bar=show_progress_bar):
+            failures.extend(bad)
+            if idx:
+                kept.extend(idx)
+                yield emb
+
+    def labels() -> np.ndarray:
+        return dataset.labels()[np.asarray(kept, dtype=np.int64)]
+
+    def kept_paths() -> Iterator[str]:   # read as rows are written, after their batch is kept
+        for j in range(len(dataset)):
+            yield str(dataset.paths[kept[j]])
+
+    sink = per_image_sink(predictions, bank, encoder, kn.class_names, kept_paths(),
+                          k=predictions_k, tau=tau, top_k=top_k, methods=methods)
+    try:
+        scores = predict_then_label(batches(), bank, kn.class_names, labels, tau=tau, top_k=top_k,
+                                    taus=taus, ks=ks, guard=guard, methods=methods, per_image=sink)
+    except NothingScored:
+        raise DatasetError(f"none of the {len(dataset)} images of {dataset.name} could be read") from None
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
               "dataset": dataset.describe(),
-              "skipped_images": [{"path": p, "reason": r} for p, r in enc.failures]}
-    sink = per_image_sink(predictions, bank, encoder, kn.class_names,
-                          (dataset.paths[i] for i in kept), k=predictions_k, tau=tau, top_k=top_k,
-                          methods=methods)
-    report.update(predict_then_label(enc.embeddings, bank, kn.class_names,
-                                     lambda: dataset.labels()[kept], tau=tau, top_k=top_k,
-                                     taus=taus, ks=ks, methods=methods, per_image=sink))
+              "skipped_images": [{"path": p, "reason": r} for p, r in failures]}
+    report.update(scores)
     if predictions is not None:
         report["predictions_file"] = str(predictions)
-    report["provenance"] = provenance(encoder, kn, bank, knowledge_source)
+    report["provenance"] = provenance(encoder, kn, bank, knowledge_source,
+                                      labels_read_after_predictions=guard.honest())
     return report
 
 

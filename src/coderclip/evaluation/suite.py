@@ -26,7 +26,7 @@ import torch
 from .._io import file_sha256, slug
 from .._version import __version__
 from ..bank.textbank import TextBank
-from ..datasets import LOADERS
+from ..datasets import DATASETS, load as load_dataset
 from ..defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from ..encoders import load_encoder
 from ..errors import ConfigError, DatasetError
@@ -34,6 +34,7 @@ from ..feature_cache import encode_dataset
 from ..knowledge import Knowledge, load_knowledge
 from ..knowledge.packs import has_pack, pack_path
 from ..knowledge.templates import TEMPLATES_VERSION
+from .guard import LabelGuard
 from .predict import DEFAULT_KS, DEFAULT_TAUS, bank_types, check_methods, predict_zero_shot
 from .provenance import provenance, weights_record
 from .run import per_image_sink, predict_then_label
@@ -57,13 +58,6 @@ class BenchmarkDataset:
 
 
 # ---------------------------------------------------------------------------------- inputs
-def load_dataset(name: str, root: str, split: str = "test"):
-    """A standard dataset split through :data:`coderclip.datasets.LOADERS`."""
-    if name not in LOADERS:
-        raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(LOADERS))}")
-    return LOADERS[name](root, split=split)
-
-
 def resolve_knowledge(source: str | None, dataset, pack_name: str | None = None):
     """(knowledge aligned to the dataset's classes, file it came from or None, description).
 
@@ -158,6 +152,7 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
         model_records.append({"spec": model_spec, **weights})
         for spec, test, val, kn, kfile, ksource in prepared:
             log.info("benchmark: %s on %s", model_spec, spec.name)
+            guard = LabelGuard(test)
             bank = TextBank.build(kn, encoder, types=bank_types(methods), cache=cache,
                                   show_progress_bar=show_progress_bar)
             protocol = {"test_split": "test", "tau": float(tau), "tau_source": "fixed",
@@ -194,7 +189,7 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                                   top_k=protocol["top_k"], methods=methods)
             scores = predict_then_label(enc.embeddings, bank, kn.class_names,
                                         lambda: test.labels()[kept], tau=protocol["tau"],
-                                        top_k=protocol["top_k"], taus=run_taus, ks=ks,
+                                        top_k=protocol["top_k"], taus=run_taus, ks=ks, guard=guard,
                                         methods=methods, per_image=sink)
             run = {
                 "dataset": {**test.describe(), "domain": test.domain},
@@ -210,7 +205,8 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                 run["predictions_file"] = str(pfile)
             run.update(scores)
             run["provenance"] = provenance(encoder, kn, bank, kfile,
-                                           extra={"seed": seed, "weights": weights})
+                                           extra={"seed": seed, "weights": weights},
+                                           labels_read_after_predictions=guard.honest())
             runs.append(run)
 
     return {
@@ -223,7 +219,8 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
             "coderclip_version": __version__, "templates_version": TEMPLATES_VERSION,
             "torch_version": torch.__version__, "python": platform.python_version(),
             "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else None, "seed": seed,
-            "labels_read_after_predictions": True,
+            "labels_read_after_predictions": bool(runs) and all(
+                r["provenance"]["labels_read_after_predictions"] for r in runs),
         },
         "models": model_records,
         "datasets": [{"name": t.name, "loader": s.name, "root": s.root, "knowledge": ks_,
@@ -237,8 +234,6 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
 
 
 def _split_description(name: str) -> str:
-    from ..datasets._layout import DATASETS
-
     info = DATASETS.get(name)
     return info.splits if info else "the dataset's val split"
 

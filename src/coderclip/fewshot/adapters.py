@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..estimator import EstimatorMixin, check_is_fitted
 from .cache_model import CacheModel, CoderSpace, KeySpace, identity_space, normalize_rows
 from .defaults import DEFAULT_ALPHA, DEFAULT_BETA
 from .search import SearchResult, SearchSpace, search_alpha_beta
@@ -40,7 +41,7 @@ def _as_labels(y, n: int, n_classes: int, name: str, device: torch.device) -> to
     return t.to(device=device, dtype=torch.long)
 
 
-class CacheAdapter:
+class CacheAdapter(EstimatorMixin):
     """Training-free cache adapter (the shared machinery of :class:`TipAdapter` and
     :class:`CoderAdapter`).
 
@@ -129,8 +130,7 @@ class CacheAdapter:
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "cache_"):
-            raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit first")
+        check_is_fitted(self, "cache_")
 
     # ------------------------------------------------------------------ scoring
     def _zero_shot(self, x: torch.Tensor) -> torch.Tensor:
@@ -143,18 +143,28 @@ class CacheAdapter:
             xi = x[i:i + self.chunk_size]
             yield self._zero_shot(xi), self.cache_.affinity(xi)
 
-    def decision_function(self, x) -> torch.Tensor:
-        """Logits ``[N, C]`` (float32 tensor): 100 · x̂W + α · exp(−β(1 − Ã)) L."""
-        parts = [self.cache_.logits(zs, aff, self.alpha_, self.beta_) for zs, aff in self._blocks(x)]
-        return torch.cat(parts) if parts else torch.empty(0, self.n_classes_)
+    def _logits(self, x):
+        """Logits of each block ``[≤ chunk_size, C]`` (float32 tensors)."""
+        for zs, aff in self._blocks(x):
+            yield self.cache_.logits(zs, aff, self.alpha_, self.beta_)
+
+    def _collect(self, x, fn) -> np.ndarray:
+        """``fn`` of every block's logits, concatenated (one block in memory at a time)."""
+        self._check_fitted()
+        parts = [fn(lg).cpu().numpy() for lg in self._logits(x)]
+        return np.concatenate(parts) if parts else fn(torch.empty(0, self.n_classes_)).numpy()
+
+    def decision_function(self, x) -> np.ndarray:
+        """Logits ``[N, C]`` (float32 array): 100 · x̂W + α · exp(−β(1 − Ã)) L."""
+        return self._collect(x, lambda lg: lg.float())
 
     def predict(self, x) -> np.ndarray:
-        """Class indices ``[N]``."""
-        return self.decision_function(x).argmax(1).cpu().numpy()
+        """Class indices ``[N]`` (int64)."""
+        return self._collect(x, lambda lg: lg.argmax(1))
 
     def predict_proba(self, x) -> np.ndarray:
-        """Softmax of the logits ``[N, C]``."""
-        return torch.softmax(self.decision_function(x), dim=1).cpu().numpy()
+        """Softmax of the logits ``[N, C]`` (float32 array)."""
+        return self._collect(x, lambda lg: torch.softmax(lg.float(), dim=1))
 
     def predict_settings(self, x, settings: Sequence[tuple[float, float]]) -> np.ndarray:
         """Class indices ``[P, N]`` for several (α, β) settings, sharing one affinity pass."""
@@ -166,7 +176,12 @@ class CacheAdapter:
 
     def score(self, x, y) -> float:
         """Top-1 accuracy (fraction) against class indices ``y``."""
-        return float((self.predict(x) == np.asarray(y)).mean())
+        self._check_fitted()
+        pred = self.predict(x)
+        y = np.asarray(y)
+        if y.shape != pred.shape:
+            raise ConfigError(f"y has shape {y.shape} for {len(pred)} embeddings")
+        return float((pred == y).mean())
 
 
 class TipAdapter(CacheAdapter):

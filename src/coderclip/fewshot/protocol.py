@@ -165,6 +165,7 @@ def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
                 knowledge_source: str | None = None) -> dict:
     """Run the few-shot protocol on three :class:`~coderclip.datasets.ImageDataset` splits and
     return the report (a JSON-ready dict; see docs/fewshot.md)."""
+    from ..evaluation.guard import LabelGuard
     from ..evaluation.provenance import provenance
     from ..feature_cache import encode_dataset
     from ..scoring import CoderTables
@@ -182,6 +183,7 @@ def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
     bank.check_encoder(encoder)
     tables = CoderTables.from_bank(bank, types=CODER_AXES, device=encoder.device)
 
+    guard = LabelGuard(test)   # test labels: read only after every fit and prediction
     train_labels, val_labels = train.labels(), val.labels()
     splits = plan_splits(train_labels, val_labels, len(train.class_names), shots, seeds)
     support_idx = np.unique(np.concatenate([s.support for s in splits.values()]))
@@ -203,6 +205,7 @@ def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
         ten.embeddings, splits, tables, methods, search=search, fixed=fixed, compress=compress,
         key_dtype=key_dtype)
 
+    guard.final()
     test_labels = test.labels()[np.asarray(ten.kept, dtype=np.int64)]   # read only now
     space = search or SearchSpace()
     report = {
@@ -225,8 +228,10 @@ def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
                            for p, r in (*sup.failures, *ven.failures, *ten.failures)],
     }
     report.update(score_fewshot(preds, test_labels, shots, seeds, methods))
+    honest = guard.honest()
     report["provenance"] = provenance(encoder, kn, bank, knowledge_source,
-                                      extra={"seed": seeds, "test_labels_read_after_hyperparameters": True})
+                                      extra={"seed": seeds, "test_labels_read_after_hyperparameters": honest},
+                                      labels_read_after_predictions=honest)
     return report
 
 

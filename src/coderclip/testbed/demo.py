@@ -35,6 +35,8 @@ def run_demo(out_dir: str | os.PathLike | None = "coderclip-demo", weights: str 
     import torch
 
     from ..bank.textbank import TEXT_TYPES, TextBank
+    from ..datasets import Labels
+    from ..evaluation.guard import LabelGuard
     from ..evaluation.provenance import provenance
     from ..evaluation.run import REPORT_FORMAT, REPORT_VERSION, predict_then_label
     from ..knowledge import load_knowledge
@@ -54,7 +56,9 @@ def run_demo(out_dir: str | os.PathLike | None = "coderclip-demo", weights: str 
     t = lap("load_model", t0)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     log(f"rendering the test set: {len(tc.CLASSES)} classes x {per_class} images (seed {seed})")
-    images, labels = tc.make_test_set(per_class, seed=seed, workers=workers)
+    images, raw_labels = tc.make_test_set(per_class, seed=seed, workers=workers)
+    labels = Labels(raw_labels)
+    guard = LabelGuard(labels)
     t = lap("render_test_set", t)
     log("building the text bank")
     bank = TextBank.build(knowledge, encoder, types=TEXT_TYPES, cache=cache)
@@ -68,12 +72,13 @@ def run_demo(out_dir: str | os.PathLike | None = "coderclip-demo", weights: str 
                           "description": "rendered scenes of everyday concepts (docs/testbed.md)"},
               "skipped_images": []}
     with torch.inference_mode():
-        report.update(predict_then_label(x, bank, knowledge.class_names, lambda: labels, tau=tau,
-                                         top_k=top_k))
+        report.update(predict_then_label(x, bank, knowledge.class_names, labels.labels, tau=tau,
+                                         top_k=top_k, guard=guard))
     lap("score", t)
     timings["total"] = round(time.time() - t0, 2)
     report["provenance"] = provenance(encoder, knowledge, bank, knowledge_source=PACK,
-                                      extra={"seconds": timings})
+                                      extra={"seconds": timings},
+                                      labels_read_after_predictions=guard.honest())
     report["provenance"]["seed"] = seed
     if out_dir is not None:
         out = Path(out_dir)
