@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -93,26 +94,53 @@ class CoderClassifier(EstimatorMixin):
         if int(self.rerank_k) < 1:
             raise ConfigError(f"rerank_k must be at least 1, got {self.rerank_k}")
         kn = self.knowledge if isinstance(self.knowledge, Knowledge) else load_knowledge(self.knowledge)
-        types = self._types()
+        bank = TextBank.build(kn, self.encoder, types=self._types(), cache=self.cache,
+                              show_progress_bar=self.show_progress_bar, templates=self.templates)
+        bank.check_encoder(self.encoder)
+        enc = self.encoder
+        self._fit_tables(kn, bank, enc.device, enc.dtype if enc.device.type != "cpu" else torch.float32,
+                         (enc.logit_scale, enc.logit_bias, enc.probability))
+        return self
+
+    def _fit_tables(self, kn: Knowledge, bank: TextBank, device: torch.device, dtype: torch.dtype,
+                    scale: tuple[float, float, str]) -> None:
+        """The fitted state from a text bank: tables on ``device`` and, for the CLIP methods, the
+        model's ``(logit_scale, logit_bias, probability)`` (shared by fit and from_pretrained)."""
         self.knowledge_ = kn
         self.classes_ = np.array(kn.class_names, dtype=object)
-        self.bank_ = TextBank.build(kn, self.encoder, types=types, cache=self.cache,
-                                    show_progress_bar=self.show_progress_bar,
-                                    templates=self.templates)
-        self.bank_.check_encoder(self.encoder)
-        dtype = self.encoder.dtype if self.encoder.device.type != "cpu" else torch.float32
-        self.tables_ = CoderTables.from_bank(self.bank_, types=types, device=self.encoder.device,
-                                             dtype=dtype)
+        self.bank_ = bank
+        self.model_scale_ = (float(scale[0]), float(scale[1]), str(scale[2]))
+        self.tables_ = CoderTables.from_bank(bank, types=self._types(), device=device, dtype=dtype)
         if self.method in PROTOTYPE_METHODS:
-            peers = BaselineTables.from_bank(self.bank_, device=self.encoder.device, dtype=dtype)
+            peers = BaselineTables.from_bank(bank, device=device, dtype=dtype)
             proto = {"dclip": peers.dclip, "cupl": peers.cupl, "cupl-templates": peers.cupl_templates,
                      "waffle": None if peers.waffle is None else peers.waffle.mean(0)}[self.method]
             self.tables_ = dataclasses.replace(self.tables_, prompt_emb=proto)
         clip = self._scored_as.startswith("clip")
-        self.logit_scale_ = float(self.encoder.logit_scale) if clip else 1.0
-        self.logit_bias_ = float(self.encoder.logit_bias) if clip else 0.0
-        self.probability_ = self.encoder.probability if clip else "softmax"
-        return self
+        self.logit_scale_ = float(scale[0]) if clip else 1.0
+        self.logit_bias_ = float(scale[1]) if clip else 0.0
+        self.probability_ = scale[2] if clip else "softmax"
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write the fitted classifier to ``folder``: a config JSON, the text bank (safetensors)
+        and the knowledge (JSON); no pickle. Reload with :meth:`from_pretrained`."""
+        from .pretrained import save_classifier
+
+        return save_classifier(self, folder)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, encoder: Encoder | None = None
+                        ) -> CoderClassifier:
+        """A fitted classifier from a :meth:`save_pretrained` folder, without encoding any text.
+
+        ``encoder``: the model that built the bank (its identity is checked; precision and device
+        may differ), needed only to embed images; without one, classify precomputed embeddings
+        (``embeddings=``).
+        """
+        from .pretrained import load_classifier
+
+        return load_classifier(cls, folder, encoder)
 
     def _types(self) -> tuple[str, ...]:
         """The text types this classifier's bank holds."""
@@ -144,6 +172,10 @@ class CoderClassifier(EstimatorMixin):
             for xb in row_batches(embeddings, SCORE_BATCH):
                 yield xb / xb.norm(dim=1, keepdim=True).clamp_min(1e-12)
             return
+        if self.encoder is None:
+            raise ConfigError("this classifier has no encoder to embed images (it was loaded "
+                              "without one): pass embeddings=, or load it with "
+                              "CoderClassifier.from_pretrained(folder, encoder=load_encoder(...))")
         if isinstance(images, (str, os.PathLike, Image.Image)):
             images = [images]
         for start in range(0, len(images), self.batch_size):

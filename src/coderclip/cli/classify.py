@@ -18,6 +18,11 @@ examples:
   coderclip classify photos/ -m open_clip:ViT-B-32:openai -k my_knowledge.json --format csv -o out.csv
   coderclip classify big_folder/ -m open_clip:ViT-B-32:openai -k food101 --format jsonl -o out.jsonl
   coderclip classify --features feats.safetensors -m open_clip:ViT-B-32:openai -k pets.json
+  coderclip classify --features feats.safetensors --classifier my_classifier/   # no model needed
+
+--classifier DIR: a classifier saved with CoderClassifier.save_pretrained (its knowledge, text
+bank, method, rerank K and tau); with --features no model is loaded at all, with image files
+--model must be the model that built it (checked).
 """
 
 
@@ -31,8 +36,10 @@ def add_parser(sub) -> None:
     p.add_argument("images", nargs="*", help="image files or folders (searched recursively)")
     p.add_argument("--features", default=None,
                    help="classify precomputed image embeddings (.safetensors/.npy/.npz) instead")
-    add_model_args(p)
+    add_model_args(p, required=False)
     add_knowledge_args(p)
+    p.add_argument("--classifier", default=None, metavar="DIR",
+                   help="use a saved classifier (save_pretrained) instead of -k/--classes")
     p.add_argument("--method", default="coder-rerank",
                    choices=["coder-rerank", "coder", "clip", "clip-ensemble"])
     add_rerank_args(p)
@@ -48,7 +55,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..classifier import CoderClassifier
     from ..errors import ConfigError
     from ..images import find_images
     from ..pipeline import classify_stream, embedding_batches, image_batches
@@ -56,33 +62,30 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.images) == bool(args.features):
         raise ConfigError("give image files/folders or --features FILE (one of the two)")
-    encoder = load_model(args)
-    knowledge = load_knowledge_from_args(args)
-    clf = CoderClassifier(encoder, knowledge, method=args.method, rerank_k=args.rerank_k, tau=args.tau,
-                          batch_size=args.batch_size, cache=not args.no_cache,
-                          show_progress_bar=sys.stderr.isatty(), templates=args.templates).fit()
+    clf, identity = _classifier(args)
     feats = paths = None
     if args.features:
         from ..features import load_features
+        from ..pretrained import model_identity
 
         feats = load_features(args.features)
-        if feats.model and feats.model != encoder.identity:
+        if feats.model and model_identity(feats.model) != model_identity(identity):
             raise ConfigError(f"{args.features} holds embeddings of model {feats.model!r}, but "
-                              f"--model is {encoder.identity!r}; embed the images with this model "
-                              "or pass the model that made the file")
+                              f"the classifier's model is {identity!r}; embed the images with this "
+                              "model or pass the model that made the file")
         source = {"features": str(Path(args.features).resolve())}
     else:
         paths = find_images(args.images)
         if not paths:
             raise ConfigError("no image files found in the given paths")
         source = {"images": len(paths)}
-    settings = {"model": encoder.identity, "knowledge": clf.bank_.knowledge_digest,
-                "method": args.method, "top": args.top, "rerank_k": args.rerank_k, "tau": args.tau,
+    settings = {"model": identity, "knowledge": clf.bank_.knowledge_digest,
+                "method": clf.method, "top": args.top, "rerank_k": clf.rerank_k, "tau": clf.tau,
                 "templates": clf.bank_.templates_version, "rows": ROW_KEYS, **source}
     if args.format == "json" and not args.output:   # one document on stdout: rows are held
         return _json_to_stdout(clf, args, feats, paths)
     with RowWriter(args.output, args.format, settings, overwrite=args.overwrite,
-                   extra={"method": args.method}) as writer:
+                   extra={"method": clf.method}) as writer:
         if writer.complete:
             print(f"coderclip classify: {args.output} is already complete (same settings); "
                   "pass --overwrite to redo it", file=sys.stderr)
@@ -94,13 +97,41 @@ def run(args: argparse.Namespace) -> int:
             ids = feats.ids or [str(i) for i in range(len(feats))]
             batches = embedding_batches(feats.embeddings, ids, skip=writer.done)
         else:
-            batches = image_batches(encoder, paths, batch_size=args.batch_size,
+            batches = image_batches(clf.encoder, paths, batch_size=args.batch_size,
                                     num_workers=args.workers, show_progress_bar=sys.stderr.isatty(),
                                     skip=writer.done)
         summary = classify_stream(batches, clf.tables_, writer.write, class_names=clf.classes_,
                                   k=args.top, **clf.scoring_settings())
     _report_failures(summary.failures)
     return 0
+
+
+def _classifier(args):
+    """The fitted classifier and its model identity: loaded from --classifier, or built from
+    --model and -k/--classes."""
+    from ..classifier import CoderClassifier
+    from ..errors import ConfigError
+
+    if args.classifier:
+        given = [o for o, v in (("-k/--knowledge", args.knowledge), ("--classes", args.classes),
+                                ("--templates", args.templates)) if v]
+        if given:
+            raise ConfigError(f"--classifier {args.classifier} holds its own knowledge and "
+                              f"templates; leave out {', '.join(given)}")
+        if args.images and not args.model:
+            raise ConfigError("classifying image files needs the image tower: pass --model (the "
+                              "model that built the classifier), or give --features FILE")
+        encoder = load_model(args) if args.model else None
+        clf = CoderClassifier.from_pretrained(args.classifier, encoder=encoder)
+        return clf, clf.bank_.encoder_identity
+    if not args.model:
+        raise ConfigError("give --model MODEL (or --classifier DIR, a saved classifier)")
+    encoder = load_model(args)
+    clf = CoderClassifier(encoder, load_knowledge_from_args(args), method=args.method,
+                          rerank_k=args.rerank_k, tau=args.tau, batch_size=args.batch_size,
+                          cache=not args.no_cache, show_progress_bar=sys.stderr.isatty(),
+                          templates=args.templates).fit()
+    return clf, encoder.identity
 
 
 def _json_to_stdout(clf, args, feats, paths) -> int:
@@ -119,7 +150,7 @@ def _json_to_stdout(clf, args, feats, paths) -> int:
                                 show_progress_bar=sys.stderr.isatty())
     summary = classify_stream(batches, clf.tables_, keep, class_names=clf.classes_, k=args.top,
                               **clf.scoring_settings())
-    write_json({"method": args.method, "results": rows}, None)
+    write_json({"method": clf.method, "results": rows}, None)
     _report_failures(summary.failures)
     return 0
 
