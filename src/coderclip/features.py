@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ConfigError
 from ._io import atomic_write_bytes
+from .errors import InputError
 
 FEATURES_FORMAT = "coderclip-features-1"
 
@@ -31,13 +31,19 @@ class FeatureSet:
     def __post_init__(self) -> None:
         e = self.embeddings
         if e.ndim != 2:
-            raise ConfigError(f"image embeddings must be a 2-D array [N, D], got shape {tuple(e.shape)}")
+            raise InputError(f"image embeddings must be a 2-D array [N, D], got shape {tuple(e.shape)}")
+        bad = ~torch.isfinite(e).all(dim=1) if e.numel() else torch.zeros(0, dtype=torch.bool)
+        if bad.any():
+            rows = bad.nonzero().flatten().tolist()
+            raise InputError(f"{int(bad.sum())} of {e.shape[0]} image embeddings hold NaN or infinite "
+                             f"values (rows {rows[:5]}{' ...' if len(rows) > 5 else ''}); recompute "
+                             "them (with --precision fp32 if they came from fp16)")
         self.embeddings = e.float() / e.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
         n = e.shape[0]
         if self.labels is not None and self.labels.shape != (n,):
-            raise ConfigError(f"{n} embeddings but labels of shape {tuple(self.labels.shape)}")
+            raise InputError(f"{n} embeddings but labels of shape {tuple(self.labels.shape)}")
         if self.ids is not None and len(self.ids) != n:
-            raise ConfigError(f"{n} embeddings but {len(self.ids)} ids")
+            raise InputError(f"{n} embeddings but {len(self.ids)} ids")
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
@@ -64,7 +70,7 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
     """Read embeddings (and labels, ids, class names where the file has them)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"features file {str(path)!r} does not exist")
+        raise InputError(f"features file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     try:
         if suffix == ".safetensors":
@@ -74,7 +80,7 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
                 meta = f.metadata() or {}
                 keys = set(f.keys())
                 if "embeddings" not in keys:
-                    raise ConfigError(f"{path}: no tensor named 'embeddings' (found {sorted(keys)})")
+                    raise InputError(f"no tensor named 'embeddings' (found {sorted(keys)})")
                 emb = f.get_tensor("embeddings")
                 labels = f.get_tensor("labels").long() if "labels" in keys else None
             extra = {k: json.loads(meta[k]) for k in ("ids", "class_names", "model") if k in meta}
@@ -84,13 +90,13 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 if "embeddings" not in z.files:
-                    raise ConfigError(f"{path}: no array named 'embeddings' (found {z.files})")
+                    raise InputError(f"no array named 'embeddings' (found {z.files})")
                 labels = torch.from_numpy(z["labels"]).long() if "labels" in z.files else None
                 ids = [str(s) for s in z["ids"]] if "ids" in z.files else None
                 names = [str(s) for s in z["class_names"]] if "class_names" in z.files else None
                 return FeatureSet(torch.from_numpy(z["embeddings"]), labels, ids, names)
-    except ConfigError:
-        raise
+    except InputError as e:
+        raise InputError(f"features file {str(path)!r}: {e}") from None
     except Exception as e:
-        raise ConfigError(f"cannot read features file {str(path)!r}: {type(e).__name__}: {e}") from e
-    raise ConfigError(f"unsupported features file type {suffix!r}; use .safetensors, .npy or .npz")
+        raise InputError(f"cannot read features file {str(path)!r}: {type(e).__name__}: {e}") from e
+    raise InputError(f"unsupported features file type {suffix!r}; use .safetensors, .npy or .npz")

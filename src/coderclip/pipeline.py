@@ -75,17 +75,28 @@ def top_k_batch(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = 
                 rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, logit_scale: float = 100.0,
                 logit_bias: float = 0.0, probability: str = "softmax"
                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k_rows` without the rerank flags."""
+    return top_k_rows(x, tables, k, method, rerank_k, tau, logit_scale, logit_bias, probability)[:2]
+
+
+def top_k_rows(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = "coder-rerank",
+               rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, logit_scale: float = 100.0,
+               logit_bias: float = 0.0, probability: str = "softmax"
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top ``k`` classes ``[n, k]`` (int64, best first) and their probabilities ``[n, k]``
     (float32, non-increasing along each row) for one batch.
 
     CLIP methods: the model's ``logit_scale``, ``logit_bias`` and ``probability`` (softmax, or
     SigLIP's sigmoid); CODER: softmax of its ×100 score. With the rerank, its winner is moved to
-    the front and the stage-1 probabilities keep their places (rank 1 shows the largest).
+    the front and the stage-1 probabilities keep their places (rank 1 shows the largest). The
+    third array ``[n]`` (bool) says where the rerank changed the answer.
     """
     s = stage1_scores(x, tables, method, logit_scale, logit_bias)
     rr = rerank(x, s, tables, method, rerank_k, tau)
     idx, prob = top_k_probabilities(s, k, _kind(method, probability), rr)
-    return idx.cpu().numpy(), prob.float().cpu().numpy()
+    changed = (rr.prediction != rr.candidates[:, 0]) if rr is not None else \
+        torch.zeros(len(idx), dtype=torch.bool)
+    return idx.cpu().numpy(), prob.float().cpu().numpy(), changed.cpu().numpy()
 
 
 def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
@@ -173,8 +184,9 @@ def image_batches(encoder, paths: Sequence[str], batch_size: int = 64, num_worke
 def classify_stream(batches: Iterable[EmbeddedBatch], tables: CoderTables, write: Callable, *,
                     class_names: Sequence[str], k: int = 5, method: str = "coder-rerank",
                     rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, **scale) -> StreamSummary:
-    """Score every batch with :func:`top_k_batch` and call ``write(ids, classes, probabilities)``
-    (``[n]`` ids, ``[n, k]`` class names, ``[n, k]`` probabilities) once per batch. ``scale``:
+    """Score every batch with :func:`top_k_rows` and call ``write(ids, classes, probabilities,
+    reranked)`` (``[n]`` ids, ``[n, k]`` class names, ``[n, k]`` probabilities, ``[n]`` whether
+    the rerank changed the answer) once per batch. ``scale``:
     the model's ``logit_scale``, ``logit_bias`` and ``probability`` (see :func:`top_k_batch`).
 
     Memory holds one batch at a time; whatever ``write`` has stored survives an interruption.
@@ -186,8 +198,8 @@ def classify_stream(batches: Iterable[EmbeddedBatch], tables: CoderTables, write
         if not b.ids:
             continue
         with torch.inference_mode():
-            idx, prob = top_k_batch(b.embeddings, tables, k=k, method=method, rerank_k=rerank_k,
-                                    tau=tau, **scale)
-        write(b.ids, names[idx], prob)
+            idx, prob, changed = top_k_rows(b.embeddings, tables, k=k, method=method,
+                                            rerank_k=rerank_k, tau=tau, **scale)
+        write(b.ids, names[idx], prob, changed)
         out.written += len(b.ids)
     return out

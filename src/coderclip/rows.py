@@ -2,9 +2,9 @@
 batch and a rerun resumes where it stopped.
 
 Formats: ``csv`` (``image,rank,label,score``, one line per image and rank), ``jsonl`` (one
-JSON object per image: ``{"image": ..., "predictions": [{"label": ..., "score": ...}, ...]}``,
-the transformers pipeline's key names; :func:`read_prediction` also reads the older
-``class``/``probability``), ``json`` (one document, assembled at the end from a JSON-lines part
+JSON object per image: ``{"image": ..., "reranked": ..., "predictions": [{"label": ...,
+"score": ...}, ...]}``, the transformers pipeline's key names; :func:`read_prediction` also reads
+the older ``class``/``probability``), ``json`` (one document, assembled at the end from a JSON-lines part
 file, so memory stays flat), ``table`` (text for a terminal). Beside a file output lies
 ``<output>.run.json``: the settings that produced it and whether it is complete. A rerun with the
 same settings skips the images already written (a half-written last line is cut off); a rerun
@@ -32,19 +32,6 @@ FORMATS = ("table", "csv", "jsonl", "json")
 #: The key names of one prediction; recorded in the run settings so that a file written with the
 #: older names (``class``, ``probability``) is not resumed with the new ones.
 ROW_KEYS = "label,score"
-
-
-def prediction_row(image: str, classes, probs) -> dict:
-    """One image's JSON row."""
-    return {"image": image, "predictions": [{"label": str(c), "score": float(p)}
-                                            for c, p in zip(classes, probs)]}
-
-
-def read_prediction(item: dict) -> tuple[str, float]:
-    """``(label, score)`` of one prediction of a JSON row, in the current or the older key names."""
-    label = item["label"] if "label" in item else item["class"]
-    score = item["score"] if "score" in item else item["probability"]
-    return str(label), float(score)
 
 
 class RowWriter:
@@ -82,10 +69,10 @@ class RowWriter:
         if previous is not None and not overwrite and self._done is not None and self.part.exists():
             self._done = self._scan()
             self.resumed = len(self._done)
-            self._out = open(self.part, "a", encoding="utf-8", newline="")
+            self._out = open(self.part, "a", encoding="utf-8", errors="surrogateescape", newline="")
         else:
             if self._done is not None:
-                self._out = open(self.part, "w", encoding="utf-8", newline="")
+                self._out = open(self.part, "w", encoding="utf-8", errors="surrogateescape", newline="")
                 if fmt == "csv":
                     self._csv_header()
             self._write_record(False)
@@ -143,22 +130,28 @@ class RowWriter:
     def _csv_header(self) -> None:
         self._out.write("image,rank,label,score\n")
 
-    def write(self, ids: Sequence[str], classes: np.ndarray, probs: np.ndarray) -> None:
-        """One batch: ``ids`` ``[n]``, ``classes`` ``[n, k]`` names, ``probs`` ``[n, k]``."""
+    def write(self, ids: Sequence[str], classes: np.ndarray, probs: np.ndarray,
+              reranked: Sequence[bool] | None = None) -> None:
+        """One batch: ``ids`` ``[n]``, ``classes`` ``[n, k]`` names, ``probs`` ``[n, k]``;
+        ``reranked`` ``[n]``: the rerank changed the answer (marked in tables and JSON rows)."""
         buf = io.StringIO()
+        if reranked is None:
+            reranked = [False] * len(ids)
         if self.fmt == "csv":
             w = csv.writer(buf, lineterminator="\n")
             for image, cs, ps in zip(ids, classes, probs):
                 for rank, (c, p) in enumerate(zip(cs, ps), 1):
                     w.writerow([image, rank, c, f"{p:.6f}"])
         elif self.fmt == "table":
-            for image, cs, ps in zip(ids, classes, probs):
+            for image, cs, ps, chosen in zip(ids, classes, probs, reranked):
                 buf.write(f"{image}\n")
                 for rank, (c, p) in enumerate(zip(cs, ps), 1):
-                    buf.write(f"  {rank}. {c:<40} {p:7.2%}\n")
+                    mark = "  (chosen by the rerank)" if chosen and rank == 1 else ""
+                    buf.write(f"  {rank}. {c:<40} {p:7.2%}{mark}\n")
         else:
-            for image, cs, ps in zip(ids, classes, probs):
-                buf.write(json.dumps(prediction_row(image, cs, ps), ensure_ascii=False) + "\n")
+            for image, cs, ps, chosen in zip(ids, classes, probs, reranked):
+                row = prediction_row(image, cs, ps, chosen)
+                buf.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._out.write(buf.getvalue())
         self._out.flush()
         if self.path is not None:
@@ -176,7 +169,8 @@ class RowWriter:
 
     def _assemble(self) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(self.part, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as out:
+        with open(self.part, encoding="utf-8", errors="surrogateescape") as src, \
+                open(tmp, "w", encoding="utf-8", errors="surrogateescape") as out:
             out.write(json.dumps(self.extra, ensure_ascii=False)[:-1]
                       + (", " if self.extra else "") + '"results": [\n')
             first = True
@@ -195,6 +189,20 @@ class RowWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.path is not None and self._done is not None:
             self.close(complete=exc_type is None)
+
+
+def prediction_row(image: str, classes, probs, reranked: bool = False) -> dict:
+    """One image's JSON row: its top classes with probabilities, best first; ``reranked``: the
+    rerank changed the answer."""
+    return {"image": image, "reranked": bool(reranked),
+            "predictions": [{"label": str(c), "score": float(p)} for c, p in zip(classes, probs)]}
+
+
+def read_prediction(item: dict) -> tuple[str, float]:
+    """``(label, score)`` of one prediction of a JSON row, in the current or the older key names."""
+    label = item["label"] if "label" in item else item["class"]
+    score = item["score"] if "score" in item else item["probability"]
+    return str(label), float(score)
 
 
 def _diff(old: dict | None, new: dict) -> str:

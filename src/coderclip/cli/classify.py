@@ -9,7 +9,7 @@ from pathlib import Path
 from ..rows import FORMATS
 from . import example_formatter
 from ._common import (add_templates_arg, add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
-                      load_model, write_json)
+                      load_model, positive_int, write_json)
 
 EXAMPLES = """\
 examples:
@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
                    choices=["coder-rerank", "coder", "clip", "clip-ensemble"])
     add_rerank_args(p)
     add_templates_arg(p)
-    p.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
+    p.add_argument("--top", type=positive_int, default=5, help="classes shown per image (default 5)")
     p.add_argument("--format", choices=list(FORMATS), default="table",
                    help="table (default), csv, jsonl (one JSON object per image) or json")
     p.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
@@ -55,35 +55,45 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
+    from ..errors import ConfigError, ImageReadError
     from ..images import find_images
+    from ..outputs import check_output_file
     from ..pipeline import classify_stream, embedding_batches, image_batches
     from ..rows import ROW_KEYS, RowWriter
 
     if bool(args.images) == bool(args.features):
         raise ConfigError("give image files/folders or --features FILE (one of the two)")
-    clf, identity = _classifier(args)
+    # everything that can be checked without the model first: knowledge, inputs, the output path
+    knowledge = _knowledge(args)
+    check_output_file(args.output, "--output")
     feats = paths = None
+    problems: list[tuple[str, str]] = []
     if args.features:
         from ..features import load_features
-        from ..pretrained import model_identity
 
         feats = load_features(args.features)
+    else:
+        paths = find_images(args.images, problems=problems)
+        if not paths:
+            raise ImageReadError(f"no image files found in {_listed(args.images)}"
+                                 + (f" ({len(problems)} unusable entries)" if problems else ""))
+    clf, identity = _classifier(args, knowledge)
+    if args.features:
+        from ..pretrained import model_identity
+
         if feats.model and model_identity(feats.model) != model_identity(identity):
             raise ConfigError(f"{args.features} holds embeddings of model {feats.model!r}, but "
                               f"the classifier's model is {identity!r}; embed the images with this "
                               "model or pass the model that made the file")
         source = {"features": str(Path(args.features).resolve())}
     else:
-        paths = find_images(args.images)
-        if not paths:
-            raise ConfigError("no image files found in the given paths")
         source = {"images": len(paths)}
     settings = {"model": identity, "knowledge": clf.bank_.knowledge_digest,
                 "method": clf.method, "top": args.top, "rerank_k": clf.rerank_k, "tau": clf.tau,
                 "templates": clf.bank_.templates_version, "rows": ROW_KEYS, **source}
     if args.format == "json" and not args.output:   # one document on stdout: rows are held
-        return _json_to_stdout(clf, args, feats, paths)
+        return _json_to_stdout(clf, args, feats, paths, problems)
+    written = [0]
     with RowWriter(args.output, args.format, settings, overwrite=args.overwrite,
                    extra={"method": clf.method}) as writer:
         if writer.complete:
@@ -100,48 +110,100 @@ def run(args: argparse.Namespace) -> int:
             batches = image_batches(clf.encoder, paths, batch_size=args.batch_size,
                                     num_workers=args.workers, show_progress_bar=sys.stderr.isatty(),
                                     skip=writer.done)
-        summary = classify_stream(batches, clf.tables_, writer.write, class_names=clf.classes_,
-                                  k=args.top, **clf.scoring_settings())
-    _report_failures(summary.failures)
-    return 0
+        summary = _stream_until_interrupted(
+            lambda write: classify_stream(batches, clf.tables_, write, class_names=clf.classes_,
+                                          k=args.top, **clf.scoring_settings()),
+            writer.write, written, args.output, writer.resumed)
+    return _finish(summary.failures + problems, written[0] + writer.resumed, args)
 
 
-def _classifier(args):
-    """The fitted classifier and its model identity: loaded from --classifier, or built from
-    --model and -k/--classes."""
+def _knowledge(args):
+    """The knowledge from -k/--classes, or ``None`` with --classifier (which holds its own)."""
+    from ..errors import ConfigError
+
+    if not args.classifier:
+        return load_knowledge_from_args(args)
+    given = [o for o, v in (("-k/--knowledge", args.knowledge), ("--classes", args.classes),
+                            ("--templates", args.templates)) if v]
+    if given:
+        raise ConfigError(f"--classifier {args.classifier} holds its own knowledge and templates; "
+                          f"leave out {', '.join(given)}")
+    if args.images and not args.model:
+        raise ConfigError("classifying image files needs the image tower: pass --model (the "
+                          "model that built the classifier), or give --features FILE")
+    return None
+
+
+def _classifier(args, knowledge):
+    """The fitted classifier and its model identity: loaded from --classifier (with --model only
+    when given), or built from --model and the knowledge."""
     from ..classifier import CoderClassifier
     from ..errors import ConfigError
 
     if args.classifier:
-        given = [o for o, v in (("-k/--knowledge", args.knowledge), ("--classes", args.classes),
-                                ("--templates", args.templates)) if v]
-        if given:
-            raise ConfigError(f"--classifier {args.classifier} holds its own knowledge and "
-                              f"templates; leave out {', '.join(given)}")
-        if args.images and not args.model:
-            raise ConfigError("classifying image files needs the image tower: pass --model (the "
-                              "model that built the classifier), or give --features FILE")
         encoder = load_model(args) if args.model else None
         clf = CoderClassifier.from_pretrained(args.classifier, encoder=encoder)
         return clf, clf.bank_.encoder_identity
     if not args.model:
         raise ConfigError("give --model MODEL (or --classifier DIR, a saved classifier)")
     encoder = load_model(args)
-    clf = CoderClassifier(encoder, load_knowledge_from_args(args), method=args.method,
-                          rerank_k=args.rerank_k, tau=args.tau, batch_size=args.batch_size,
-                          cache=not args.no_cache, show_progress_bar=sys.stderr.isatty(),
-                          templates=args.templates).fit()
+    clf = CoderClassifier(encoder, knowledge, method=args.method, rerank_k=args.rerank_k,
+                          tau=args.tau, batch_size=args.batch_size, cache=not args.no_cache,
+                          show_progress_bar=sys.stderr.isatty(), templates=args.templates).fit()
     return clf, encoder.identity
 
 
-def _json_to_stdout(clf, args, feats, paths) -> int:
+def _stream_until_interrupted(stream, write, written: list[int], output, resumed: int):
+    """Run ``stream(write)``; the first Ctrl-C lets the batch in hand be written, then stops with
+    a message saying how many images are kept and how to continue."""
+    from ..errors import Interrupted
+    from ..interrupt import finish_batch_on_interrupt, stop_requested
+
+    def message() -> str:
+        n = written[0] + resumed
+        if output:
+            return (f"interrupted: {n} image(s) are classified and kept in {output}; run the same "
+                    "command again to continue with the rest")
+        return (f"interrupted: {written[0]} image(s) were printed; nothing can be resumed from the "
+                "screen (use -o FILE to keep results across runs)")
+
+    def write_then_check(ids, classes, probs, reranked=None):
+        write(ids, classes, probs, reranked)
+        written[0] += len(ids)
+        if stop_requested():
+            raise Interrupted(message())
+
+    with finish_batch_on_interrupt("the batch in hand"):
+        try:
+            return stream(write_then_check)
+        except KeyboardInterrupt:
+            raise Interrupted(message()) from None
+
+
+def _finish(failures, classified: int, args) -> int:
+    """Report unreadable inputs once; no image at all is an input error, not an empty success."""
+    from ..errors import ImageReadError
+
+    _report_failures(failures)
+    if classified == 0 and failures:
+        raise ImageReadError(f"none of the {len(failures)} image(s) in {_listed(args.images)} "
+                             "could be read (reasons above); no results")
+    return 0
+
+
+def _listed(items) -> str:
+    shown = ", ".join(repr(str(i)) for i in items[:3])
+    return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+
+def _json_to_stdout(clf, args, feats, paths, problems) -> int:
     from ..pipeline import classify_stream, embedding_batches, image_batches
     from ..rows import prediction_row
 
     rows: list[dict] = []
 
-    def keep(ids, classes, probs):
-        rows.extend(prediction_row(i, cs, ps) for i, cs, ps in zip(ids, classes, probs))
+    def keep(ids, classes, probs, reranked):
+        rows.extend(prediction_row(*row) for row in zip(ids, classes, probs, reranked))
 
     if feats is not None:
         batches = embedding_batches(feats.embeddings, feats.ids or None)
@@ -150,9 +212,9 @@ def _json_to_stdout(clf, args, feats, paths) -> int:
                                 show_progress_bar=sys.stderr.isatty())
     summary = classify_stream(batches, clf.tables_, keep, class_names=clf.classes_, k=args.top,
                               **clf.scoring_settings())
-    write_json({"method": clf.method, "results": rows}, None)
-    _report_failures(summary.failures)
-    return 0
+    if rows:
+        write_json({"method": clf.method, "results": rows}, None)
+    return _finish(summary.failures + problems, len(rows), args)
 
 
 def _report_failures(failures) -> None:

@@ -43,17 +43,21 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..datasets import open_dataset
     from ..evaluation.run import evaluate
+    from ..outputs import check_output_file
     from ..reports.tables import format_summary
 
+    check_output_file(args.report, "--output")
     if args.predictions:
         from ..evaluation.per_image import predictions_format
 
         predictions_format(args.predictions)   # a bad name fails before any work
-
+        check_output_file(args.predictions, "--predictions")
     knowledge = load_knowledge_from_args(args, class_names=None) if (args.knowledge or args.classes) else None
     dataset = open_dataset(args.data, class_names=knowledge.class_names if knowledge else None)
     if knowledge is None:
         knowledge = load_knowledge_from_args(args, class_names=dataset.class_names)
+    else:
+        knowledge, dataset = _only_present_classes(args.data, knowledge, dataset)
     encoder = load_model(args)
     report = evaluate(encoder, knowledge, dataset, tau=args.tau, top_k=args.rerank_k,
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
@@ -72,3 +76,24 @@ def run(args: argparse.Namespace) -> int:
     if args.predictions:
         print(f"per-image predictions written to {args.predictions}")
     return 0
+
+
+def _only_present_classes(data: str, knowledge, dataset):
+    """For a folder of class folders, score against the classes it has folders for (as
+    ``benchmark -d folder`` does), not every class of a larger knowledge file."""
+    from pathlib import Path
+
+    from ..datasets import open_dataset
+    from ..datasets.base import class_folders, folder_name
+    from ..names import normalize_name
+
+    if not Path(data).is_dir():
+        return knowledge, dataset
+    present = {normalize_name(folder_name(f.name)) for f in class_folders(data)}
+    keep = [n for n in knowledge.class_names if normalize_name(n) in present]
+    if len(keep) == len(knowledge):
+        return knowledge, dataset
+    print(f"coderclip evaluate: scoring against the {len(keep)} classes that have a folder in "
+          f"{data!r} (the knowledge has {len(knowledge)})", file=sys.stderr)
+    knowledge = knowledge.align(keep)
+    return knowledge, open_dataset(data, class_names=knowledge.class_names)

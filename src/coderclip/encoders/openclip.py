@@ -54,6 +54,8 @@ class OpenClipEncoder(Encoder):
             raise ModelLoadError(_load_failure(model, pretrained, e)) from e
         self.model = clip.eval()
         self.logit_scale, self.logit_bias, self.probability = read_logit_scale(clip)
+        if weights_id == "random-init":  # two random models must not share cached embeddings
+            weights_id = f"random-init:{parameters_fingerprint(self.model)}"
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.context_length = getattr(tokenizer, "context_length", None)
@@ -74,6 +76,17 @@ class OpenClipEncoder(Encoder):
         if self.trim_text:
             return encode_text_trimmed(self.model, tokens)
         return self.model.encode_text(tokens)
+
+
+def parameters_fingerprint(model: torch.nn.Module) -> str:
+    """SHA-256 (16 hex digits) of a model's parameters and buffers, in state-dict order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy().data)
+    return h.hexdigest()[:16]
 
 
 def supports_trimmed_text(model) -> bool:
@@ -171,6 +184,9 @@ def _check_weights(model: str, pretrained: str | None, cache_dir: str | None) ->
         return "random-init", False
     path = Path(os.path.expanduser(pretrained))
     if path.is_file():
+        from .safe_load import check_checkpoint
+
+        check_checkpoint(path)
         return f"sha256:{weights_fingerprint(path)}", True
     if path.suffix in (".pt", ".pth", ".bin", ".safetensors", ".ckpt") or os.sep in pretrained:
         raise ModelLoadError(f"checkpoint file {pretrained!r} for open_clip model {model!r} does not exist")
