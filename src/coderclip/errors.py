@@ -91,6 +91,11 @@ class ModelOutputError(CoderClipError, RuntimeError):
     exit_code = EXIT_MODEL
 
 
+class ShardError(DatasetError):
+    """One input shard (a tar, Parquet or embedding file) is unreadable or inconsistent; a job
+    reports it by name and goes on with the other shards."""
+
+
 class LLMError(CoderClipError, RuntimeError):
     """A language model backend failed or answered unusably (after any retries)."""
 

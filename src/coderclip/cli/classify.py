@@ -1,4 +1,5 @@
-"""``coderclip classify``: image files or folders -> top-k classes with scores."""
+"""``coderclip classify``: images (files, folders, WebDataset tars, Parquet, CSV manifests) or
+precomputed embeddings -> top-k classes with scores, printed or written batch by batch."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from . import example_formatter
 from ._common import (add_templates_arg, add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
                       load_model, positive_int, write_json)
 
+_INPUT_FORMATS = ("files", "csv", "webdataset", "parquet", "embeddings")   # coderclip.scale.FORMATS
+_SHARD_SIZE = 4096                                                       # coderclip.scale DEFAULT_SHARD_SIZE
+
 EXAMPLES = """\
 examples:
   coderclip classify photos/ --model open_clip:ViT-B-32:openai --knowledge food101
@@ -19,6 +23,16 @@ examples:
   coderclip classify big_folder/ -m open_clip:ViT-B-32:openai -k food101 --format jsonl -o out.jsonl
   coderclip classify --features feats.safetensors -m open_clip:ViT-B-32:openai -k pets.json
   coderclip classify --features feats.safetensors --classifier my_classifier/   # no model needed
+  coderclip classify shards/ -m open_clip:ViT-B-32:openai -k food101 --format parquet -o preds.parquet
+  coderclip classify laion-embeddings/ -m open_clip:ViT-B-32:openai -k imagenet -o preds/ --engine ray
+  coderclip classify s3://bucket/shards/ -m ... -k ... -o s3://bucket/preds/ --engine ray --address auto
+
+Inputs are detected by name (--input-format overrides): a folder of .tar shards (WebDataset, as
+img2dataset writes them), .parquet files with image bytes or paths, a folder with img_emb/ and
+metadata/ (clip-retrieval's embeddings), a path,label .csv manifest, or image files and folders.
+Parquet output has the columns key, label, score, top_labels, top_scores. With -o FOLDER (always
+with --engine ray) each input shard gets its own Parquet file, and running the same command again
+skips the shards already done.
 
 --classifier DIR: a classifier saved with CoderClassifier.save_pretrained (its knowledge, text
 bank, method, rerank K and tau); with --features no model is loaded at all, with image files
@@ -45,12 +59,26 @@ def add_parser(sub) -> None:
     add_rerank_args(p)
     add_templates_arg(p)
     p.add_argument("--top", type=positive_int, default=5, help="classes shown per image (default 5)")
-    p.add_argument("--format", choices=list(FORMATS), default="table",
-                   help="table (default), csv, jsonl (one JSON object per image) or json")
+    p.add_argument("--format", choices=[*FORMATS, "parquet"], default=None,
+                   help="table (default), csv, jsonl (one JSON object per image), json, or parquet "
+                        "(the default for -o FOLDER)")
     p.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --output even if an earlier run with other settings wrote it "
                         "(default: resume a run with the same settings)")
+    g = p.add_argument_group("large inputs")
+    g.add_argument("--input-format", default="auto", choices=["auto", *_INPUT_FORMATS],
+                   help="how to read the inputs (default: detected from their names)")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: a Ray Data pipeline (pip install 'coderclip[ray]')")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster to join (e.g. auto or ray://host:10001); default: a local instance")
+    g.add_argument("--actors", type=positive_int, default=1,
+                   help="model replicas on Ray, one per actor (GPU actors where the cluster has GPUs)")
+    g.add_argument("--shard-size", type=positive_int, default=_SHARD_SIZE,
+                   help=f"images per shard when files or a manifest are cut into shards (default {_SHARD_SIZE})")
+    g.add_argument("--coder-vector", action="store_true",
+                   help="Parquet output: add each image's CODER vector (one similarity per knowledge text)")
     p.set_defaults(func=run)
 
 
@@ -63,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.images) == bool(args.features):
         raise ConfigError("give image files/folders or --features FILE (one of the two)")
+    if args.features is None and _large(args):
+        return _run_large(args)
+    args.format = args.format or "table"
+    if args.format == "parquet":
+        raise ConfigError("--features files are written as table, csv, jsonl or json")
     # everything that can be checked without the model first: knowledge, inputs, the output path
     knowledge = _knowledge(args)
     check_output_file(args.output, "--output")
@@ -222,3 +255,29 @@ def _report_failures(failures) -> None:
         print(f"coderclip classify: skipped {len(failures)} unreadable image(s):", file=sys.stderr)
         for _path, reason in failures:
             print(f"  {reason}", file=sys.stderr)
+
+
+def _large(args) -> bool:
+    """Shard inputs, Parquet, output folders and Ray go through coderclip.scale."""
+    from ..scale import detect_format
+
+    fmt = args.input_format if args.input_format != "auto" else detect_format(args.images)
+    folder = args.output is not None and args.format in (None, "parquet") and \
+        "." not in Path(args.output).name
+    return fmt != "files" or args.engine == "ray" or args.format == "parquet" or folder
+
+
+def _run_large(args) -> int:
+    from ..scale import classify, format_summary
+
+    knowledge = load_knowledge_from_args(args)
+    summary = classify(args.images, args.model, knowledge, args.output,
+                       input_format=args.input_format, output_format=args.format, engine=args.engine,
+                       method=args.method, rerank_k=args.rerank_k, tau=args.tau, top=args.top,
+                       batch_size=args.batch_size, shard_size=args.shard_size,
+                       with_vector=args.coder_vector, device=args.device, precision=args.precision,
+                       cache=not args.no_cache, decode_threads=args.workers, address=args.address,
+                       workers=args.actors, overwrite=args.overwrite,
+                       progress=sys.stderr.isatty() or args.engine == "ray")
+    print(format_summary(summary), file=sys.stderr)
+    return 0 if not summary["failed_shards"] else 1

@@ -14,6 +14,7 @@ EXAMPLES = """\
 examples:
   coderclip evaluate data/val/ --model open_clip:ViT-B-32:openai --knowledge food101
   coderclip evaluate manifest.csv -m hf:/models/siglip-base -k knowledge.json -o report.json
+  coderclip evaluate val.csv -m open_clip:ViT-B-32:openai -k imagenet --engine ray --address auto
 
 DATA is a folder with one sub-folder of images per class (the sub-folder name is the class name),
 or a CSV file with the columns path,label. Labels are read only after all predictions are made.
@@ -37,6 +38,13 @@ def add_parser(sub) -> None:
                    help="write each image's top-5 classes and scores per method to this .csv or "
                         ".parquet file")
     add_templates_arg(p)
+    g = p.add_argument_group("large datasets")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: embed the images on a Ray cluster (pip install 'coderclip[ray]'); "
+                        "the report is the same")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster to join (e.g. auto); default: a local instance")
+    g.add_argument("--actors", type=int, default=1, help="model replicas on Ray (default 1)")
     p.set_defaults(func=run)
 
 
@@ -59,11 +67,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         knowledge, dataset = _only_present_classes(args.data, knowledge, dataset)
     encoder = load_model(args)
+    encoded_batches = None
+    if args.engine == "ray":
+        import functools
+
+        from ..scale.ray_engine import ray_encoded_batches
+
+        encoded_batches = functools.partial(ray_encoded_batches, model=args.model,
+                                            address=args.address, workers=args.actors,
+                                            device=args.device, precision=args.precision)
     report = evaluate(encoder, knowledge, dataset, tau=args.tau, top_k=args.rerank_k,
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
                       show_progress_bar=sys.stderr.isatty(),
                       knowledge_source=args.knowledge, templates=args.templates,
-                      predictions=args.predictions, methods=args.methods)
+                      predictions=args.predictions, methods=args.methods,
+                      encoded_batches=encoded_batches)
     print(format_summary(report))
     if args.report:
         from pathlib import Path

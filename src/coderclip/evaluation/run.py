@@ -62,7 +62,7 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              cache: bool = True, show_progress_bar: bool = False,
              knowledge_source: str | None = None, methods: Sequence[str] | None = None,
              templates=None, predictions: str | os.PathLike | None = None,
-             predictions_k: int = 5) -> dict:
+             predictions_k: int = 5, encoded_batches: Callable | None = None) -> dict:
     """Evaluate every method on a labelled dataset.
 
     ``knowledge``: a :class:`~coderclip.knowledge.Knowledge`, a knowledge file or a shipped pack
@@ -77,7 +77,9 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     embed and score the images batch by batch (embeddings are not kept), and only then read the
     labels. ``methods``: which methods to report (default
     :data:`~coderclip.defaults.DEFAULT_METHODS`; CODER + rerank, its sweeps and the ablation are
-    always there); only their texts are encoded.
+    always there); only their texts are encoded. ``encoded_batches`` replaces
+    :func:`~coderclip.images.iter_encoded_batches` (same arguments, same batches), e.g. with the
+    Ray engine's :func:`~coderclip.scale.ray_engine.ray_encoded_batches`.
     """
     from ..images import iter_encoded_batches
 
@@ -90,9 +92,9 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     failures: list[tuple[str, str]] = []
 
     def batches():
-        for idx, emb, bad in iter_encoded_batches(encoder, dataset.paths, batch_size=batch_size,
-                                                  num_workers=num_workers,
-                                                  show_progress_bar=show_progress_bar):
+        for idx, emb, bad in (encoded_batches or iter_encoded_batches)(
+                encoder, dataset.paths, batch_size=batch_size, num_workers=num_workers,
+                show_progress_bar=show_progress_bar):
             failures.extend(bad)
             if idx:
                 kept.extend(idx)
