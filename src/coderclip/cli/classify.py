@@ -268,8 +268,15 @@ def _large(args) -> bool:
 
 
 def _run_large(args) -> int:
+    from ..errors import ConfigError
     from ..scale import classify, format_summary
 
+    given = [o for o, v in (("--classifier", args.classifier), ("--templates", args.templates)) if v]
+    if given:
+        raise ConfigError(f"{' and '.join(given)} work with image files, folders and --features; "
+                          "shard inputs, Parquet output and --engine ray take -m and -k")
+    if not args.model:
+        raise ConfigError("give --model MODEL")
     knowledge = load_knowledge_from_args(args)
     summary = classify(args.images, args.model, knowledge, args.output,
                        input_format=args.input_format, output_format=args.format, engine=args.engine,
