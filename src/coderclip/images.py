@@ -8,6 +8,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -30,19 +31,29 @@ def max_image_pixels() -> int:
     return int(value) if value.isdigit() and int(value) > 0 else int(Image.MAX_IMAGE_PIXELS or 89_478_485)
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Read an image file fully and return it as 8-bit RGB; raises :class:`ImageReadError` naming
-    the file. Pixel values are converted by the file's real mode (see :func:`to_rgb`)."""
+def load_image(path: str | os.PathLike | BinaryIO, *, name: str | None = None,
+               max_pixels: int | None = None) -> Image.Image:
+    """Read an image file (or an open binary stream) fully and return it as 8-bit RGB; raises
+    :class:`ImageReadError` naming the file (or ``name``). Pixel values are converted by the
+    file's real mode (see :func:`to_rgb`).
+
+    ``max_pixels``: refuse any image with more pixels, JPEGs included, before decoding it (the
+    size comes from the header), e.g. for uploads to a service.
+    """
     limit = max_image_pixels()
+    label = name if name is not None else path
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
+                if max_pixels is not None and w * h > max_pixels:
+                    raise ImageReadError(f"{label}: image is {w}x{h} pixels, more than the limit "
+                                         f"of {max_pixels:,} pixels; send a smaller image")
                 if w * h > limit:
                     if im.format != "JPEG":
                         raise ImageReadError(
-                            f"{path}: image is {w}x{h} ({w * h / 1e6:.0f} Mpixels), more than the "
+                            f"{label}: image is {w}x{h} ({w * h / 1e6:.0f} Mpixels), more than the "
                             f"limit of {limit / 1e6:.0f} Mpixels; downscale it, or raise "
                             f"${MAX_IMAGE_PIXELS_ENV} if you have the memory")
                     scale = (limit / (w * h)) ** 0.5   # the JPEG decoder shrinks by 2, 4 or 8
@@ -52,15 +63,15 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     except ImageReadError:
         raise
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
+        raise ImageReadError(f"{label}: no such file") from None
     except IsADirectoryError:
-        raise ImageReadError(f"{path}: is a folder, not an image file") from None
+        raise ImageReadError(f"{label}: is a folder, not an image file") from None
     except PermissionError:
-        raise ImageReadError(f"{path}: permission denied (cannot read the file)") from None
+        raise ImageReadError(f"{label}: permission denied (cannot read the file)") from None
     except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not an image file PIL can read") from None
+        raise ImageReadError(f"{label}: not an image file PIL can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageReadError(f"{path}: cannot decode image ({e})") from None
+        raise ImageReadError(f"{label}: cannot decode image ({e})") from None
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

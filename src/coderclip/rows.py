@@ -131,9 +131,12 @@ class RowWriter:
         self._out.write("image,rank,label,score\n")
 
     def write(self, ids: Sequence[str], classes: np.ndarray, probs: np.ndarray,
-              reranked: Sequence[bool] | None = None) -> None:
+              reranked: Sequence[bool] | None = None, extras: Sequence[dict] | None = None) -> None:
         """One batch: ``ids`` ``[n]``, ``classes`` ``[n, k]`` names, ``probs`` ``[n, k]``;
-        ``reranked`` ``[n]``: the rerank changed the answer (marked in tables and JSON rows)."""
+        ``reranked`` ``[n]``: the rerank changed the answer (marked in tables and JSON rows);
+        ``extras``: per image, more keys for its JSON row (an ``explanation`` list is also shown
+        in a table; CSV leaves them out)."""
+        extras = extras if extras is not None else [{}] * len(ids)
         buf = io.StringIO()
         if reranked is None:
             reranked = [False] * len(ids)
@@ -143,14 +146,19 @@ class RowWriter:
                 for rank, (c, p) in enumerate(zip(cs, ps), 1):
                     w.writerow([image, rank, c, f"{p:.6f}"])
         elif self.fmt == "table":
-            for image, cs, ps, chosen in zip(ids, classes, probs, reranked):
+            for image, cs, ps, chosen, extra in zip(ids, classes, probs, reranked, extras):
                 buf.write(f"{image}\n")
                 for rank, (c, p) in enumerate(zip(cs, ps), 1):
                     mark = "  (chosen by the rerank)" if chosen and rank == 1 else ""
                     buf.write(f"  {rank}. {c:<40} {p:7.2%}{mark}\n")
+                if extra.get("explanation"):
+                    buf.write("  because:\n")
+                    for e in extra["explanation"]:
+                        vs = f" (vs {e['versus']})" if "versus" in e else ""
+                        buf.write(f"    {e['contribution']:+8.3f}  {e['type']:<9} {e['text']}{vs}\n")
         else:
-            for image, cs, ps, chosen in zip(ids, classes, probs, reranked):
-                row = prediction_row(image, cs, ps, chosen)
+            for image, cs, ps, chosen, extra in zip(ids, classes, probs, reranked, extras):
+                row = {**prediction_row(image, cs, ps, chosen), **extra}
                 buf.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._out.write(buf.getvalue())
         self._out.flush()

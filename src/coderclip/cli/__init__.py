@@ -20,7 +20,7 @@ from .._version import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ["demo", "classify", "evaluate", "generate", "knowledge", "templates", "benchmark",
-            "fewshot"]
+            "fewshot", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

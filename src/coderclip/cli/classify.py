@@ -26,6 +26,7 @@ examples:
   coderclip classify shards/ -m open_clip:ViT-B-32:openai -k food101 --format parquet -o preds.parquet
   coderclip classify laion-embeddings/ -m open_clip:ViT-B-32:openai -k imagenet -o preds/ --engine ray
   coderclip classify s3://bucket/shards/ -m ... -k ... -o s3://bucket/preds/ --engine ray --address auto
+  coderclip classify photo.jpg -m testbed -k testbed --explain      # which texts decided
 
 Inputs are detected by name (--input-format overrides): a folder of .tar shards (WebDataset, as
 img2dataset writes them), .parquet files with image bytes or paths, a folder with img_emb/ and
@@ -59,6 +60,10 @@ def add_parser(sub) -> None:
     add_rerank_args(p)
     add_templates_arg(p)
     p.add_argument("--top", type=positive_int, default=5, help="classes shown per image (default 5)")
+    p.add_argument("--explain", action="store_true",
+                   help="show the texts that contributed most to each answer (JSON and JSON "
+                        "lines: an 'explanation' list per image, --top entries; table, json or "
+                        "jsonl output of image files or --features)")
     p.add_argument("--format", choices=[*FORMATS, "parquet"], default=None,
                    help="table (default), csv, jsonl (one JSON object per image), json, or parquet "
                         "(the default for -o FOLDER)")
@@ -91,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.images) == bool(args.features):
         raise ConfigError("give image files/folders or --features FILE (one of the two)")
+    if args.explain and (args.format in ("csv", "parquet")
+                         or (args.features is None and _large(args))):
+        raise ConfigError("--explain needs --format table, json or jsonl on image files or "
+                          "--features (CSV and Parquet rows have no room for the list of texts; "
+                          "shard inputs and --engine ray do not explain)")
     if args.features is None and _large(args):
         return _run_large(args)
     args.format = args.format or "table"
@@ -123,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         source = {"images": len(paths)}
     settings = {"model": identity, "knowledge": clf.bank_.knowledge_digest,
                 "method": clf.method, "top": args.top, "rerank_k": clf.rerank_k, "tau": clf.tau,
-                "templates": clf.bank_.templates_version, "rows": ROW_KEYS, **source}
+                "templates": clf.bank_.templates_version, "rows": ROW_KEYS, **source, **({"explain": True} if args.explain else {})}
     if args.format == "json" and not args.output:   # one document on stdout: rows are held
         return _json_to_stdout(clf, args, feats, paths, problems)
     written = [0]
@@ -143,10 +153,13 @@ def run(args: argparse.Namespace) -> int:
             batches = image_batches(clf.encoder, paths, batch_size=args.batch_size,
                                     num_workers=args.workers, show_progress_bar=sys.stderr.isatty(),
                                     skip=writer.done)
+        write = writer.write
+        if args.explain:
+            batches, write = _with_explanations(clf, args.top, batches, write)
         summary = _stream_until_interrupted(
             lambda write: classify_stream(batches, clf.tables_, write, class_names=clf.classes_,
                                           k=args.top, **clf.scoring_settings()),
-            writer.write, written, args.output, writer.resumed)
+            write, written, args.output, writer.resumed)
     return _finish(summary.failures + problems, written[0] + writer.resumed, args)
 
 
@@ -184,6 +197,25 @@ def _classifier(args, knowledge):
                           tau=args.tau, batch_size=args.batch_size, cache=not args.no_cache,
                           show_progress_bar=sys.stderr.isatty(), templates=args.templates).fit()
     return clf, encoder.identity
+
+
+def _with_explanations(clf, k: int, batches, write):
+    """``batches`` passed through, remembering the one being scored, and a ``write`` that adds
+    each image's explanation (computed from that batch's embeddings) to its row."""
+    current = {}
+
+    def tracked():
+        for b in batches:
+            current["batch"] = b
+            yield b
+
+    def explained(ids, classes, probs, reranked=None):
+        b = current["batch"]
+        assert list(ids) == list(b.ids), "rows are written for the batch just scored"
+        why = clf.explain(embeddings=b.embeddings, k=k)
+        write(ids, classes, probs, reranked, extras=[{"explanation": w["explanation"]} for w in why])
+
+    return tracked(), explained
 
 
 def _stream_until_interrupted(stream, write, written: list[int], output, resumed: int):
@@ -235,15 +267,21 @@ def _json_to_stdout(clf, args, feats, paths, problems) -> int:
 
     rows: list[dict] = []
 
-    def keep(ids, classes, probs, reranked):
-        rows.extend(prediction_row(*row) for row in zip(ids, classes, probs, reranked))
+    def keep(ids, classes, probs, reranked=None, extras=None):
+        n = len(ids)
+        rows.extend({**prediction_row(i, cs, ps, r), **(e or {})} for i, cs, ps, r, e in
+                    zip(ids, classes, probs, reranked if reranked is not None else [False] * n,
+                        extras or [None] * n))
 
     if feats is not None:
         batches = embedding_batches(feats.embeddings, feats.ids or None)
     else:
         batches = image_batches(clf.encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
                                 show_progress_bar=sys.stderr.isatty())
-    summary = classify_stream(batches, clf.tables_, keep, class_names=clf.classes_, k=args.top,
+    write = keep
+    if args.explain:
+        batches, write = _with_explanations(clf, args.top, batches, keep)
+    summary = classify_stream(batches, clf.tables_, write, class_names=clf.classes_, k=args.top,
                               **clf.scoring_settings())
     if rows:
         write_json({"method": clf.method, "results": rows}, None)
