@@ -306,7 +306,7 @@ def _large(args) -> bool:
 
 
 def _run_large(args) -> int:
-    from ..errors import ConfigError
+    from ..errors import EXIT_PARTIAL, ConfigError
     from ..scale import classify, format_summary
 
     given = [o for o, v in (("--classifier", args.classifier), ("--templates", args.templates)) if v]
@@ -325,4 +325,4 @@ def _run_large(args) -> int:
                        workers=args.actors, overwrite=args.overwrite,
                        progress=sys.stderr.isatty() or args.engine == "ray")
     print(format_summary(summary), file=sys.stderr)
-    return 0 if not summary["failed_shards"] else 1
+    return EXIT_PARTIAL if summary["failed_shards"] else 0   # finished shards are kept
