@@ -79,7 +79,7 @@ def test_stream_writes_each_batch_and_resumes(fitted, tmp_path):
 
             classify_stream(embedding_batches(x, ids, batch_size=10), fitted.tables_, write, **stream)
     rows = list(csv.reader(path.open()))
-    assert rows[0] == ["image", "rank", "class", "probability"] and len(rows) == 1 + 30 * 2
+    assert rows[0] == ["image", "rank", "label", "score"] and len(rows) == 1 + 30 * 2
     assert json.loads((tmp_path / "out.csv.run.json").read_text())["complete"] is False
     with path.open("a") as f:
         f.write("img999,1,half a li")                      # a torn last line

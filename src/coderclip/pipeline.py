@@ -22,7 +22,8 @@ import torch
 
 from .defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from .errors import ConfigError
-from .scoring import CoderTables, RerankResult, clip_scores, heuristic_scores, move_to_front, rerank_top_k
+from .scoring import (CoderTables, RerankResult, clip_scores, heuristic_scores, probabilities,
+                      rerank_top_k, top_k_probabilities)
 
 #: The methods a batch can be scored with.
 METHODS = ("coder-rerank", "coder", "clip", "clip-ensemble")
@@ -36,18 +37,20 @@ def _check_method(method: str) -> None:
         raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
 
 
-def stage1_scores(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank") -> torch.Tensor:
-    """Stage-1 scores ``[n, C]`` float32 (×100 cosine scale) of ``x`` ``[n, D]``.
+def stage1_scores(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
+                  logit_scale: float = 100.0, logit_bias: float = 0.0) -> torch.Tensor:
+    """Stage-1 logits ``[n, C]`` float32 of ``x`` ``[n, D]``.
 
-    ``coder`` / ``coder-rerank``: the heuristic classifier; ``clip``: the name prompt;
-    ``clip-ensemble``: the template ensemble. ``x`` is moved to the tables' device.
+    ``coder`` / ``coder-rerank``: the heuristic classifier (the paper's ×100 scale); ``clip``:
+    the name prompt; ``clip-ensemble``: the template ensemble, both ``logit_scale · cos +
+    logit_bias`` (pass the model's own, ``encoder.logit_scale`` …; the defaults are CLIP's usual
+    100). ``x`` is moved to the tables' device.
     """
     _check_method(method)
     x = x.to(tables.group_sum.device)
-    if method == "clip":
-        return clip_scores(x, tables)
-    if method == "clip-ensemble":
-        return clip_scores(x, tables, ensemble=True)
+    if method in ("clip", "clip-ensemble"):
+        return clip_scores(x, tables, ensemble=method == "clip-ensemble", logit_scale=logit_scale,
+                           logit_bias=logit_bias)
     return heuristic_scores(x, tables)
 
 
@@ -60,33 +63,58 @@ def rerank(x: torch.Tensor, scores: torch.Tensor, tables: CoderTables, method: s
 
 
 def predict_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
-                  rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU) -> np.ndarray:
-    """Predicted class indices ``[n]`` (int64) of one batch."""
+                  rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, **scale) -> np.ndarray:
+    """Predicted class indices ``[n]`` (int64) of one batch (``scale``: as :func:`top_k_batch`;
+    the prediction does not depend on it)."""
     s = stage1_scores(x, tables, method)
     rr = rerank(x, s, tables, method, rerank_k, tau)
     return (rr.prediction if rr is not None else s.argmax(dim=1)).cpu().numpy()
 
 
 def top_k_batch(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = "coder-rerank",
-                rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU
+                rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, logit_scale: float = 100.0,
+                logit_bias: float = 0.0, probability: str = "softmax"
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` classes ``[n, k]`` (int64, best first) and their stage-1 softmax probabilities
-    ``[n, k]`` (float32) for one batch. With the rerank, its winner is moved to the front."""
-    s = stage1_scores(x, tables, method)
-    k = min(int(k), s.shape[1])
-    top = s.topk(k, dim=1)
-    lse = torch.logsumexp(s, dim=1, keepdim=True)
-    idx = top.indices
+    """:func:`top_k_rows` without the rerank flags."""
+    return top_k_rows(x, tables, k, method, rerank_k, tau, logit_scale, logit_bias, probability)[:2]
+
+
+def top_k_rows(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = "coder-rerank",
+               rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, logit_scale: float = 100.0,
+               logit_bias: float = 0.0, probability: str = "softmax"
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top ``k`` classes ``[n, k]`` (int64, best first) and their probabilities ``[n, k]``
+    (float32, non-increasing along each row) for one batch.
+
+    CLIP methods: the model's ``logit_scale``, ``logit_bias`` and ``probability`` (softmax, or
+    SigLIP's sigmoid); CODER: softmax of its ×100 score. With the rerank, its winner is moved to
+    the front and the stage-1 probabilities keep their places (rank 1 shows the largest). The
+    third array ``[n]`` (bool) says where the rerank changed the answer.
+    """
+    s = stage1_scores(x, tables, method, logit_scale, logit_bias)
+    rr = rerank(x, s, tables, method, rerank_k, tau)
+    idx, prob = top_k_probabilities(s, k, _kind(method, probability), rr)
+    changed = (rr.prediction != rr.candidates[:, 0]) if rr is not None else \
+        torch.zeros(len(idx), dtype=torch.bool)
+    return idx.cpu().numpy(), prob.float().cpu().numpy(), changed.cpu().numpy()
+
+
+def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
+                rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, logit_scale: float = 100.0,
+                logit_bias: float = 0.0, probability: str = "softmax") -> np.ndarray:
+    """Class probabilities ``[n, C]`` (float32) for one batch, as :func:`top_k_batch` gives them:
+    with the rerank, the candidates' probabilities follow the reranked order."""
+    s = stage1_scores(x, tables, method, logit_scale, logit_bias)
+    p = probabilities(s, _kind(method, probability))
     rr = rerank(x, s, tables, method, rerank_k, tau)
     if rr is not None:
-        idx = move_to_front(rr.prediction, idx)
-    prob = torch.exp(torch.gather(s, 1, idx) - lse)
-    return idx.cpu().numpy(), prob.float().cpu().numpy()
+        rr.reorder_probabilities(p)
+    return p.cpu().numpy()
 
 
-def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank") -> np.ndarray:
-    """Softmax of the stage-1 scores ``[n, C]`` (float32) for one batch."""
-    return torch.softmax(stage1_scores(x, tables, method), dim=1).cpu().numpy()
+def _kind(method: str, probability: str) -> str:
+    """CODER's probabilities are always a softmax of its score; CLIP's follow the model."""
+    return probability if method in ("clip", "clip-ensemble") else "softmax"
 
 
 def row_batches(x: torch.Tensor | np.ndarray, batch_size: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
@@ -155,9 +183,11 @@ def image_batches(encoder, paths: Sequence[str], batch_size: int = 64, num_worke
 
 def classify_stream(batches: Iterable[EmbeddedBatch], tables: CoderTables, write: Callable, *,
                     class_names: Sequence[str], k: int = 5, method: str = "coder-rerank",
-                    rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU) -> StreamSummary:
-    """Score every batch with :func:`top_k_batch` and call ``write(ids, classes, probabilities)``
-    (``[n]`` ids, ``[n, k]`` class names, ``[n, k]`` probabilities) once per batch.
+                    rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, **scale) -> StreamSummary:
+    """Score every batch with :func:`top_k_rows` and call ``write(ids, classes, probabilities,
+    reranked)`` (``[n]`` ids, ``[n, k]`` class names, ``[n, k]`` probabilities, ``[n]`` whether
+    the rerank changed the answer) once per batch. ``scale``:
+    the model's ``logit_scale``, ``logit_bias`` and ``probability`` (see :func:`top_k_batch`).
 
     Memory holds one batch at a time; whatever ``write`` has stored survives an interruption.
     """
@@ -168,7 +198,8 @@ def classify_stream(batches: Iterable[EmbeddedBatch], tables: CoderTables, write
         if not b.ids:
             continue
         with torch.inference_mode():
-            idx, prob = top_k_batch(b.embeddings, tables, k=k, method=method, rerank_k=rerank_k, tau=tau)
-        write(b.ids, names[idx], prob)
+            idx, prob, changed = top_k_rows(b.embeddings, tables, k=k, method=method,
+                                            rerank_k=rerank_k, tau=tau, **scale)
+        write(b.ids, names[idx], prob, changed)
         out.written += len(b.ids)
     return out
