@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import store
 from .errors import ConfigError
-from ._io import atomic_write_bytes
 
 FEATURES_FORMAT = "coderclip-features-1"
 
@@ -44,20 +44,16 @@ class FeatureSet:
 
 
 def save_features(path: str | os.PathLike, features: FeatureSet) -> Path:
-    """Write ``features`` as a safetensors file (atomic)."""
-    from safetensors.torch import save
-
-    tensors = {"embeddings": features.embeddings.detach().cpu().contiguous()}
+    """Write ``features`` as a verified safetensors file (atomic); ids and class names are stored
+    as string tensors (:mod:`coderclip.store`), so millions of ids fit."""
+    tensors = {"embeddings": features.embeddings}
     if features.labels is not None:
-        tensors["labels"] = features.labels.detach().cpu().long().contiguous()
+        tensors["labels"] = features.labels.long()
     meta = {"format": FEATURES_FORMAT}
-    for key in ("ids", "class_names", "model"):
-        value = getattr(features, key)
-        if value is not None:
-            meta[key] = json.dumps(value)
-    path = Path(path)
-    atomic_write_bytes(path, save(tensors, metadata=meta))
-    return path
+    if features.model is not None:
+        meta["model"] = json.dumps(features.model)
+    strings = {k: getattr(features, k) for k in ("ids", "class_names") if getattr(features, k) is not None}
+    return store.write(path, tensors, meta, strings=strings)
 
 
 def load_features(path: str | os.PathLike) -> FeatureSet:
@@ -68,17 +64,13 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
     suffix = path.suffix.lower()
     try:
         if suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                keys = set(f.keys())
-                if "embeddings" not in keys:
-                    raise ConfigError(f"{path}: no tensor named 'embeddings' (found {sorted(keys)})")
-                emb = f.get_tensor("embeddings")
-                labels = f.get_tensor("labels").long() if "labels" in keys else None
+            tensors, meta, strings = store.read(path, verify=None)
+            if "embeddings" not in tensors:
+                raise ConfigError(f"{path}: no tensor named 'embeddings' (found {sorted(tensors)})")
+            labels = tensors["labels"].long() if "labels" in tensors else None
             extra = {k: json.loads(meta[k]) for k in ("ids", "class_names", "model") if k in meta}
-            return FeatureSet(emb, labels, **extra)
+            extra.update(strings)   # ids / class names stored as string tensors
+            return FeatureSet(tensors["embeddings"], labels, **extra)
         if suffix == ".npy":
             return FeatureSet(torch.from_numpy(np.load(path, allow_pickle=False)))
         if suffix == ".npz":

@@ -178,7 +178,8 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
             kept = np.asarray(enc.kept, dtype=np.int64)
             scores = predict_then_label(enc.embeddings, bank, kn.class_names,
                                         lambda: test.labels()[kept], tau=protocol["tau"],
-                                        top_k=protocol["top_k"], taus=run_taus, ks=ks, guard=guard)
+                                        top_k=protocol["top_k"], taus=run_taus, ks=ks, guard=guard,
+                                        device=encoder.device)
             run = {
                 "dataset": {**test.describe(), "domain": test.domain},
                 "model": model_spec,

@@ -199,10 +199,11 @@ def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
                          show_progress_bar=show_progress_bar).encoded
     if not ten.kept:
         raise DatasetError(f"none of the {len(test)} test images of {test.name} could be read")
+    dev = encoder.device   # cached features come back on the CPU; the fits run on the model's device
     preds = predict_fewshot(
-        sup.embeddings, train_labels, {int(support_idx[j]): r for r, j in enumerate(sup.kept)},
-        ven.embeddings, val_labels, {int(j): r for r, j in enumerate(ven.kept)},
-        ten.embeddings, splits, tables, methods, search=search, fixed=fixed, compress=compress,
+        sup.embeddings.to(dev), train_labels, {int(support_idx[j]): r for r, j in enumerate(sup.kept)},
+        ven.embeddings.to(dev), val_labels, {int(j): r for r, j in enumerate(ven.kept)},
+        ten.embeddings.to(dev), splits, tables, methods, search=search, fixed=fixed, compress=compress,
         key_dtype=key_dtype)
 
     guard.final()
