@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from coderclip.datasets import ImageDataset, from_folder
-from coderclip.evaluation.predict import ABLATION, METHOD_LABELS, ZeroShotPredictions, predict_zero_shot
+from coderclip.defaults import DEFAULT_METHODS
+from coderclip.evaluation.predict import (ABLATION, METHOD_LABELS, NOISE_ROW, ZeroShotPredictions,
+                                         predict_zero_shot)
 from coderclip.evaluation.run import evaluate
 from coderclip.evaluation.metrics import score_zero_shot
 from coderclip.bank.textbank import TEXT_TYPES, TextBank
@@ -55,8 +57,8 @@ def test_labels_are_read_only_after_all_predictions(tmp_path, open_clip_encoder,
     report = evaluate(open_clip_encoder, small_knowledge, ds, num_workers=0)
     assert ds.events == ["predicted", "labels"]
     assert report["n_images"] == 9
-    assert set(report["methods"]) == set(METHOD_LABELS)
-    assert list(report["ablation"]) == [*ABLATION, "+rerank"]
+    assert list(report["methods"]) == list(DEFAULT_METHODS)
+    assert list(report["ablation"]) == [*ABLATION, "+rerank", NOISE_ROW[0]]
     assert len(report["per_class"]) == 3 and report["per_class"][0]["images"] == 3
     prov = report["provenance"]
     assert prov["model"]["identity"] == open_clip_encoder.identity

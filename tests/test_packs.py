@@ -59,7 +59,9 @@ def test_pack_item_quality(name):
             if _contains_phrase(a, c.name):
                 problems.append(f"{c.name}: attribute restates the class name: {a!r}")
         for a in c.analogous:
-            if normalize_name(a) in names:
+            if normalize_name(a) == normalize_name(c.name):
+                problems.append(f"{c.name}: named as its own look-alike")
+            elif normalize_name(a) in names:
                 problems.append(f"{c.name}: analogous concept {a!r} is a class of the dataset")
         for s in c.synonyms:
             if normalize_name(s) == normalize_name(c.name):
@@ -81,3 +83,35 @@ def test_pack_contrasts_describe_their_own_class(name):
 
     findings = lint_contrasts(load_knowledge(name))
     assert not findings, "\n".join(str(f) for f in findings[:20])
+
+
+#: the packs for the paper's remaining datasets and their class counts
+PAPER_PACKS = {"imagenet": 1000, "places365": 365, "sun397": 397}
+
+
+@pytest.mark.parametrize("name, n", PAPER_PACKS.items())
+def test_paper_dataset_packs_are_shipped_in_label_order(name, n):
+    k = load_knowledge(name)
+    assert len(k) == n
+    assert k.class_names == packs.shipped_class_names(name)
+    assert k.domain == ("generic" if name == "imagenet" else "places")
+
+
+def test_imagenet_pack_uses_open_clip_names_and_keeps_wordnet_ids():
+    from coderclip.datasets.imagenet import imagenet_class_names
+
+    k = load_knowledge("imagenet")
+    assert k.class_names == imagenet_class_names()
+    ids = [c.id for c in k.classes]
+    assert all(i and re.fullmatch(r"n\d{8}", i) for i in ids)
+    assert ids == sorted(set(ids))  # the label order of ImageNet is the sorted WordNet ids
+    assert ids[0] == "n01440764" and k.classes[0].name == "tench"
+    picked = k.align_ids([ids[207], ids[0]])  # align a dataset that lists its folders by id
+    assert picked.class_names == [k.classes[207].name, "tench"]
+
+
+def test_imagenet_v2_uses_the_imagenet_pack():
+    assert packs.has_pack("imagenet_v2")
+    k = load_knowledge("imagenet_v2")
+    assert k.name == "imagenet" and len(k) == 1000
+    assert packs.shipped_class_names("imagenet_v2") == k.class_names

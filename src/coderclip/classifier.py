@@ -18,23 +18,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .bank.textbank import CODER_TYPES, TextBank
+from .bank.textbank import METHOD_TYPES, TextBank
+from .baselines import BaselineTables
 from .encoders.base import Encoder
 from .errors import ConfigError
 from .estimator import EstimatorMixin, check_is_fitted
 from .images import load_image
 from .knowledge import Knowledge, load_knowledge
-from .pipeline import (SCORE_BATCH, predict_batch, proba_batch, rerank, row_batches,
+from .pipeline import (PROTOTYPE_METHODS, SCORE_BATCH, predict_batch, rerank, row_batches,
                        stage1_scores, top_k_batch)
 from .scoring import DEFAULT_TAU, DEFAULT_TOP_K, CoderTables
 
 #: method name -> text types its text bank needs
-METHODS: dict[str, tuple[str, ...]] = {
-    "clip": ("name",),
-    "clip-ensemble": ("name", "ensemble"),
-    "coder": ("name", "synonym", "attribute", "analogous"),
-    "coder-rerank": CODER_TYPES,
-}
+METHODS: dict[str, tuple[str, ...]] = METHOD_TYPES
 
 ImagesLike = Sequence[str | os.PathLike | Image.Image | torch.Tensor] | torch.Tensor
 
@@ -46,7 +42,9 @@ class CoderClassifier(EstimatorMixin):
     ----------
     encoder: a loaded :class:`~coderclip.encoders.Encoder` (``coderclip.load_encoder(...)``).
     knowledge: a :class:`~coderclip.Knowledge`, a knowledge file path or a shipped pack name.
-    method: ``"coder-rerank"`` (default), ``"coder"``, ``"clip"`` or ``"clip-ensemble"``.
+    method: ``"coder-rerank"`` (default), ``"coder"``, ``"clip"``, ``"clip-ensemble"``, or a
+        training-free peer from the same knowledge: ``"dclip"``, ``"cupl"``, ``"cupl-templates"``,
+        ``"waffle"`` (all random-descriptor sets together); see docs/method.md.
     types: restrict CODER's text types (ablations), e.g. ``("name", "attribute")``.
     rerank_k, tau: rerank candidates K and confidence gap τ (rerank when p1 − p2 < τ).
     batch_size: images per batch through the image tower.
@@ -88,6 +86,12 @@ class CoderClassifier(EstimatorMixin):
         dtype = self.encoder.dtype if self.encoder.device.type != "cpu" else torch.float32
         self.tables_ = CoderTables.from_bank(self.bank_, types=types, device=self.encoder.device,
                                              dtype=dtype)
+        if self.method in PROTOTYPE_METHODS:
+            peers = BaselineTables.from_bank(self.bank_, device=self.encoder.device, dtype=dtype)
+            self.prototypes_ = {"dclip": peers.dclip, "cupl": peers.cupl,
+                                "cupl-templates": peers.cupl_templates,
+                                "waffle": None if peers.waffle is None else peers.waffle.mean(0)
+                                }[self.method]
         return self
 
     def _types(self) -> tuple[str, ...]:
@@ -134,28 +138,31 @@ class CoderClassifier(EstimatorMixin):
         return torch.cat(parts) if parts else torch.empty(0, self.bank_.embed_dim)
 
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
-        return stage1_scores(x, self.tables_, self.method)
+        return stage1_scores(x, self.tables_, self.method, getattr(self, "prototypes_", None))
 
     def _rerank(self, x: torch.Tensor, scores: torch.Tensor):
         return rerank(x, scores, self.tables_, self.method, self.rerank_k, self.tau)
 
-    def _settings(self) -> dict:
-        return {"method": self.method, "rerank_k": self.rerank_k, "tau": self.tau}
+    def batch_settings(self) -> dict:
+        """Keyword arguments of :mod:`coderclip.pipeline`'s batch functions for this fitted
+        classifier (method, rerank K and τ, class prototypes of the peer methods)."""
+        return {"method": self.method, "rerank_k": self.rerank_k, "tau": self.tau,
+                "prototypes": getattr(self, "prototypes_", None)}
 
     # ------------------------------------------------------------------ scoring
     def decision_function(self, images: ImagesLike | None = None, *, embeddings=None,
                           out: np.ndarray | None = None) -> np.ndarray:
         """Stage-1 scores ``[N, C]`` float32 (×100 cosine scale); the rerank only reorders the
         top K. ``out``: an ``[N, C]`` array (e.g. memory-mapped) to fill instead of a new one."""
-        return self._fill(images, embeddings, out,
-                          lambda x: stage1_scores(x, self.tables_, self.method).cpu().numpy())
+        return self._fill(images, embeddings, out, lambda x: self._scores(x).cpu().numpy())
 
     def predict_proba(self, images: ImagesLike | None = None, *, embeddings=None,
                       out: np.ndarray | None = None) -> np.ndarray:
         """Softmax of the stage-1 scores ``[N, C]`` float32. ``out``: an ``[N, C]`` array (e.g.
         memory-mapped) to fill batch by batch instead of allocating one; for many images and
         classes prefer :meth:`top_k`."""
-        return self._fill(images, embeddings, out, lambda x: proba_batch(x, self.tables_, self.method))
+        return self._fill(images, embeddings, out,
+                          lambda x: torch.softmax(self._scores(x), dim=1).cpu().numpy())
 
     def _fill(self, images, embeddings, out, fn) -> np.ndarray:
         parts, row = [], 0
@@ -182,7 +189,7 @@ class CoderClassifier(EstimatorMixin):
     def predict_index(self, images: ImagesLike | None = None, *, embeddings=None) -> np.ndarray:
         """Predicted class indices ``[N]`` (int64)."""
         with torch.inference_mode():
-            parts = [predict_batch(xb, self.tables_, **self._settings())
+            parts = [predict_batch(xb, self.tables_, **self.batch_settings())
                      for xb in self._batches(images, embeddings)]
         return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
@@ -195,7 +202,7 @@ class CoderClassifier(EstimatorMixin):
         idx, prob = [], []
         with torch.inference_mode():
             for xb in self._batches(images, embeddings):
-                i, p = top_k_batch(xb, self.tables_, k=k, **self._settings())
+                i, p = top_k_batch(xb, self.tables_, k=k, **self.batch_settings())
                 idx.append(i)
                 prob.append(p)
         if not idx:

@@ -6,3 +6,9 @@ DEFAULT_TOP_K = 5
 #: sample whose best class has not won by at least half of the probability mass; reports show the
 #: whole accuracy-versus-tau curve (docs/design.md explains the choice).
 DEFAULT_TAU = 0.5
+
+#: Every zero-shot method, in report order (labels in coderclip.evaluation.predict.METHOD_LABELS).
+ZERO_SHOT_METHODS = ("clip", "clip-ensemble", "waffle", "dclip", "cupl", "cupl-templates", "coder",
+                     "coder-rerank")
+#: The methods a report shows unless asked otherwise.
+DEFAULT_METHODS = ("clip", "clip-ensemble", "waffle", "dclip", "cupl", "coder", "coder-rerank")

@@ -20,12 +20,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from .bank.textbank import METHOD_TYPES
+from .baselines import prototype_scores
 from .defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from .errors import ConfigError
 from .scoring import CoderTables, RerankResult, clip_scores, heuristic_scores, move_to_front, rerank_top_k
 
 #: The methods a batch can be scored with.
-METHODS = ("coder-rerank", "coder", "clip", "clip-ensemble")
+METHODS = tuple(METHOD_TYPES)
+#: Methods scored against one prototype embedding per class (``prototypes`` ``[C, D]``).
+PROTOTYPE_METHODS = ("dclip", "cupl", "cupl-templates", "waffle")
 #: Rows scored at once when embeddings (not images) are given: large enough for fast matrix
 #: products, small enough that ``[n, C]`` stays about 350 MB at 21k classes.
 SCORE_BATCH = 4096
@@ -36,11 +40,14 @@ def _check_method(method: str) -> None:
         raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
 
 
-def stage1_scores(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank") -> torch.Tensor:
+def stage1_scores(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
+                  prototypes: torch.Tensor | None = None) -> torch.Tensor:
     """Stage-1 scores ``[n, C]`` float32 (×100 cosine scale) of ``x`` ``[n, D]``.
 
     ``coder`` / ``coder-rerank``: the heuristic classifier; ``clip``: the name prompt;
-    ``clip-ensemble``: the template ensemble. ``x`` is moved to the tables' device.
+    ``clip-ensemble``: the template ensemble; :data:`PROTOTYPE_METHODS`: cosine to
+    ``prototypes`` ``[C, D]`` (:class:`~coderclip.baselines.BaselineTables`). ``x`` is moved to
+    the tables' device.
     """
     _check_method(method)
     x = x.to(tables.group_sum.device)
@@ -48,6 +55,11 @@ def stage1_scores(x: torch.Tensor, tables: CoderTables, method: str = "coder-rer
         return clip_scores(x, tables)
     if method == "clip-ensemble":
         return clip_scores(x, tables, ensemble=True)
+    if method in PROTOTYPE_METHODS:
+        if prototypes is None:
+            raise ConfigError(f"method {method!r} needs its class prototypes; the bank has no "
+                              "texts for it")
+        return prototype_scores(x, prototypes)
     return heuristic_scores(x, tables)
 
 
@@ -60,19 +72,20 @@ def rerank(x: torch.Tensor, scores: torch.Tensor, tables: CoderTables, method: s
 
 
 def predict_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
-                  rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU) -> np.ndarray:
+                  rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU,
+                  prototypes: torch.Tensor | None = None) -> np.ndarray:
     """Predicted class indices ``[n]`` (int64) of one batch."""
-    s = stage1_scores(x, tables, method)
+    s = stage1_scores(x, tables, method, prototypes)
     rr = rerank(x, s, tables, method, rerank_k, tau)
     return (rr.prediction if rr is not None else s.argmax(dim=1)).cpu().numpy()
 
 
 def top_k_batch(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = "coder-rerank",
-                rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU
-                ) -> tuple[np.ndarray, np.ndarray]:
+                rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU,
+                prototypes: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` classes ``[n, k]`` (int64, best first) and their stage-1 softmax probabilities
     ``[n, k]`` (float32) for one batch. With the rerank, its winner is moved to the front."""
-    s = stage1_scores(x, tables, method)
+    s = stage1_scores(x, tables, method, prototypes)
     k = min(int(k), s.shape[1])
     top = s.topk(k, dim=1)
     lse = torch.logsumexp(s, dim=1, keepdim=True)
@@ -84,9 +97,10 @@ def top_k_batch(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = 
     return idx.cpu().numpy(), prob.float().cpu().numpy()
 
 
-def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank") -> np.ndarray:
+def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
+                prototypes: torch.Tensor | None = None) -> np.ndarray:
     """Softmax of the stage-1 scores ``[n, C]`` (float32) for one batch."""
-    return torch.softmax(stage1_scores(x, tables, method), dim=1).cpu().numpy()
+    return torch.softmax(stage1_scores(x, tables, method, prototypes), dim=1).cpu().numpy()
 
 
 def row_batches(x: torch.Tensor | np.ndarray, batch_size: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
@@ -155,7 +169,8 @@ def image_batches(encoder, paths: Sequence[str], batch_size: int = 64, num_worke
 
 def classify_stream(batches: Iterable[EmbeddedBatch], tables: CoderTables, write: Callable, *,
                     class_names: Sequence[str], k: int = 5, method: str = "coder-rerank",
-                    rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU) -> StreamSummary:
+                    rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU,
+                    prototypes: torch.Tensor | None = None) -> StreamSummary:
     """Score every batch with :func:`top_k_batch` and call ``write(ids, classes, probabilities)``
     (``[n]`` ids, ``[n, k]`` class names, ``[n, k]`` probabilities) once per batch.
 
@@ -168,7 +183,8 @@ def classify_stream(batches: Iterable[EmbeddedBatch], tables: CoderTables, write
         if not b.ids:
             continue
         with torch.inference_mode():
-            idx, prob = top_k_batch(b.embeddings, tables, k=k, method=method, rerank_k=rerank_k, tau=tau)
+            idx, prob = top_k_batch(b.embeddings, tables, k=k, method=method, rerank_k=rerank_k,
+                                    tau=tau, prototypes=prototypes)
         write(b.ids, names[idx], prob)
         out.written += len(b.ids)
     return out

@@ -56,12 +56,14 @@ class CoderTables:
     @classmethod
     def from_bank(cls, bank: TextBank, types: Sequence[str] | None = None,
                   device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> CoderTables:
-        """Tables for the text types in ``types`` (default: every type in the bank).
+        """Tables for the text types in ``types`` (default: every type in the bank but noise).
 
         The name prompt is always used; leaving out "attribute" and "analogous" etc. gives the
-        ablation ladder P, P+Att, P+Att+Ana, ...
+        ablation ladder P, P+Att, P+Att+Ana, ...; ``("name", "noise")`` is CODER with its
+        descriptions replaced by random ones (the first WaffleCLIP descriptor set).
         """
-        types = tuple(types) if types is not None else bank.types
+        # by default every CODER type in the bank; baseline-only texts (noise) only when asked
+        types = tuple(types) if types is not None else tuple(t for t in bank.types if t != "noise")
         unknown = [t for t in types if t not in TEXT_TYPES]
         if unknown:
             raise ConfigError(f"unknown text type(s) {unknown}; expected some of {TEXT_TYPES}")
@@ -76,8 +78,10 @@ class CoderTables:
             return m
 
         is_prompt = et == _T["name"]
-        general_rows = torch.unique(er[is_prompt | of("synonym", "attribute", "analogous")])
-        g = of("attribute", "analogous")
+        # "noise" (the ablation's stand-in for descriptions): the first random-descriptor set
+        noise = of("noise") & (bank.entry_other == 0)
+        general_rows = torch.unique(er[is_prompt | of("synonym", "attribute", "analogous") | noise])
+        g = of("attribute", "analogous") | noise
         group_sum = torch.zeros(C, emb.shape[1]).index_add_(0, ec[g], emb[er[g]])
         group_size = torch.bincount(ec[g], minlength=C).float()
         n = is_prompt | of("synonym")

@@ -17,23 +17,35 @@ from .cache import TextEmbeddingCache, cached_encode
 from ..errors import ConfigError
 from ..knowledge import Knowledge
 from .. import store
+from ..knowledge.noise import WAFFLE_SEEDS, random_descriptors
 from ..knowledge.templates import TEMPLATES_VERSION, get_domain
 
 log = logging.getLogger(__name__)
 
-#: Text types. The first four are CODER's "general" texts; contrasts feed the rerank; ensemble
-#: texts feed the CLIP template-ensemble baseline only.
-TEXT_TYPES = ("name", "synonym", "attribute", "analogous", "contrast", "ensemble")
+#: Text types. The first four are CODER's "general" texts; contrasts feed the rerank; the others
+#: feed baselines only: ensemble (CLIP's template ensemble), descriptor (DCLIP's "{class}, which
+#: has {attribute}") and noise (WaffleCLIP's random descriptors, one set per seed). New types are
+#: appended: a type's index is stored in saved banks.
+TEXT_TYPES = ("name", "synonym", "attribute", "analogous", "contrast", "ensemble", "descriptor",
+              "noise")
 GENERAL_TYPES = ("name", "synonym", "attribute", "analogous")
 CODER_TYPES = ("name", "synonym", "attribute", "analogous", "contrast")
+#: zero-shot method -> the text types its scores need
+METHOD_TYPES: dict[str, tuple[str, ...]] = {
+    "clip": ("name",), "clip-ensemble": ("name", "ensemble"), "waffle": ("name", "noise"),
+    "dclip": ("name", "descriptor"), "cupl": ("name", "attribute", "analogous"),
+    "cupl-templates": ("name", "attribute", "analogous", "ensemble"),
+    "coder": GENERAL_TYPES, "coder-rerank": CODER_TYPES,
+}
 BANK_FORMAT = "coderclip-text-bank-2"
 
 
 def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES
                   ) -> tuple[list[str], list[tuple[int, int, int, int]]]:
-    """All texts for ``knowledge`` and one entry ``(text_index, class, type, other_class)`` per text
-    use. Texts are de-duplicated (one index per distinct string); ``other_class`` is -1 except for
-    contrasts, where the text says how ``class`` differs from ``other_class``."""
+    """All texts for ``knowledge`` and one entry ``(text_index, class, type, other)`` per text
+    use. Texts are de-duplicated (one index per distinct string); ``other`` is -1 except for
+    contrasts, where the text says how ``class`` differs from class ``other``, and for noise
+    texts, where it is the index of the descriptor set in :data:`~coderclip.knowledge.noise.WAFFLE_SEEDS`."""
     bad = [t for t in types if t not in TEXT_TYPES]
     if bad:
         raise ConfigError(f"unknown text type(s) {bad}; expected some of {TEXT_TYPES}")
@@ -46,6 +58,7 @@ def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES
         i = index.setdefault(text, len(index))
         entries.append((i, c, tcode[t], other))
 
+    noise_sets = [random_descriptors(seed) for seed in WAFFLE_SEEDS] if "noise" in types else []
     class_names = knowledge.class_names   # a property that builds a new list: read it once
     position = {n: i for i, n in enumerate(class_names)}
     from ..names import normalize_name
@@ -72,6 +85,13 @@ def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES
         if "ensemble" in types:
             for text in dom.ensemble_prompts(ck.name):
                 add(text, c, "ensemble")
+        if "descriptor" in types:
+            for a in ck.attributes:
+                add(dom.descriptor(ck.name, a), c, "descriptor")
+        if "noise" in types:
+            for s, descriptors in enumerate(noise_sets):
+                for d in descriptors:
+                    add(dom.noise(ck.name, d), c, "noise", s)
     return list(index), entries
 
 

@@ -47,6 +47,15 @@ def add_rerank_args(p: argparse.ArgumentParser) -> None:
                    help=f"rerank samples whose p(top1) - p(top2) < tau (default {DEFAULT_TAU})")
 
 
+def add_methods_arg(p: argparse.ArgumentParser) -> None:
+    from ..defaults import DEFAULT_METHODS, ZERO_SHOT_METHODS
+
+    p.add_argument("--methods", nargs="+", choices=ZERO_SHOT_METHODS, default=None, metavar="METHOD",
+                   help=f"methods to report, of {', '.join(ZERO_SHOT_METHODS)} (default: "
+                        f"{' '.join(DEFAULT_METHODS)}); CODER + rerank and the ablation are always "
+                        "included")
+
+
 def load_model(args):
     from ..encoders import load_encoder
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from . import example_formatter
-from ._common import MODEL_HELP, add_rerank_args
+from ._common import MODEL_HELP, add_methods_arg, add_rerank_args
 
 EXAMPLES = """\
 examples:
@@ -48,6 +48,7 @@ def add_parser(sub) -> None:
     m.add_argument("--no-cache", action="store_true",
                    help="do not read or write the text-embedding and image-feature caches")
     add_rerank_args(p)
+    add_methods_arg(p)
     s = p.add_argument_group("protocol")
     s.add_argument("--tau-from", choices=["val"], default=None,
                    help="choose tau on each dataset's val split (its labels), then apply it to "
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                           "none, or one per --dataset in the same order")
     datasets = [BenchmarkDataset(n, r, k) for n, r, k in zip(args.dataset, args.root, knowledge)]
     report = run_benchmark(datasets, args.model, tau=args.tau, top_k=args.rerank_k,
+                           methods=args.methods,
                            tau_from=args.tau_from, k_from=args.k_from, seed=args.seed,
                            device=args.device, precision=args.precision, batch_size=args.batch_size,
                            num_workers=args.workers, cache=not args.no_cache,

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                                     num_workers=args.workers, show_progress_bar=sys.stderr.isatty(),
                                     skip=writer.done)
         summary = classify_stream(batches, clf.tables_, writer.write, class_names=clf.classes_,
-                                  k=args.top, method=args.method, rerank_k=args.rerank_k, tau=args.tau)
+                                  k=args.top, **clf.batch_settings())
     _report_failures(summary.failures)
     return 0
 
@@ -118,7 +118,7 @@ def _json_to_stdout(clf, args, feats, paths) -> int:
         batches = image_batches(clf.encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
                                 show_progress_bar=sys.stderr.isatty())
     summary = classify_stream(batches, clf.tables_, keep, class_names=clf.classes_, k=args.top,
-                              method=args.method, rerank_k=args.rerank_k, tau=args.tau)
+                              **clf.batch_settings())
     write_json({"method": args.method, "results": rows}, None)
     _report_failures(summary.failures)
     return 0

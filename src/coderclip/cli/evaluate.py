@@ -7,8 +7,8 @@ import argparse
 import sys
 
 from . import example_formatter
-from ._common import (add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
-                      load_model, write_json)
+from ._common import (add_knowledge_args, add_methods_arg, add_model_args, add_rerank_args,
+                      load_knowledge_from_args, load_model, write_json)
 
 EXAMPLES = """\
 examples:
@@ -22,13 +22,15 @@ or a CSV file with the columns path,label. Labels are read only after all predic
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy of CLIP vs CODER on labelled images",
-                       description="Evaluate CLIP (name prompt), CLIP (template ensemble), CODER and "
-                                   "CODER + rerank on a labelled image set.",
+                       description="Evaluate CLIP (name prompt), CLIP (template ensemble), "
+                                   "WaffleCLIP, DCLIP, CuPL-style, CODER and CODER + rerank on a "
+                                   "labelled image set, from the same knowledge and text bank.",
                        epilog=EXAMPLES, formatter_class=example_formatter)
     p.add_argument("data", help="folder with one sub-folder per class, or a path,label CSV")
     add_model_args(p)
     add_knowledge_args(p)
     add_rerank_args(p)
+    add_methods_arg(p)
     p.add_argument("--report", default=None, help="write the JSON report here")
     p.set_defaults(func=run)
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(encoder, knowledge, dataset, tau=args.tau, top_k=args.rerank_k,
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
                       show_progress_bar=sys.stderr.isatty(),
-                      knowledge_source=args.knowledge)
+                      knowledge_source=args.knowledge, methods=args.methods)
     print(format_summary(report))
     if args.report:
         write_json(report, args.report)

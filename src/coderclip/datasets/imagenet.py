@@ -16,7 +16,7 @@ _WNID = re.compile(r"^n\d{8}$")
 
 
 def imagenet_class_names() -> list[str]:
-    """The 1000 names of ``open_clip.zero_shot_metadata.IMAGENET_CLASSNAMES``.
+    """The 1000 names of ``open_clip.zero_shot_metadata.IMAGENET_CLASSNAMES``, made unique.
 
     Read from open_clip's file as a literal (importing open_clip itself takes seconds), or taken
     from the module when it is already imported.
@@ -40,7 +40,16 @@ def imagenet_class_names() -> list[str]:
                 names = list(ast.literal_eval(node.value))
     if len(names) != 1000:
         raise DatasetError(f"open_clip's IMAGENET_CLASSNAMES has {len(names)} names, expected 1000")
+    for i, (listed, unique) in _DISAMBIGUATED.items():
+        if names[i] == listed:
+            names[i] = unique
     return names
+
+
+#: open_clip's cleaned list names two pairs of classes alike ("missile" at 657 and 744,
+#: "sunglasses" at 836 and 837); class names are keys in coderclip, so the second of each pair takes
+#: its WordNet lemma (n04008634 "projectile", n04355933 "sunglass").
+_DISAMBIGUATED = {744: ("missile", "projectile"), 836: ("sunglasses", "sunglass")}
 
 
 def _images(folder: Path) -> list[Path]:

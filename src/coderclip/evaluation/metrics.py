@@ -6,11 +6,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .predict import ABLATION, METHOD_LABELS, ZeroShotPredictions
+from .predict import ABLATION, METHOD_LABELS, NOISE_ROW, ZeroShotPredictions
 
 
 def _accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
     return float((pred == labels).mean() * 100.0) if len(labels) else float("nan")
+
+
+def _top5(ranking: np.ndarray, labels: np.ndarray) -> float:
+    if not len(labels):
+        return float("nan")
+    return float((ranking[:, :5] == labels[:, None]).any(axis=1).mean() * 100.0)
 
 
 def score_zero_shot(preds: ZeroShotPredictions, labels: np.ndarray, class_names: Sequence[str]
@@ -23,12 +29,20 @@ def score_zero_shot(preds: ZeroShotPredictions, labels: np.ndarray, class_names:
         if m not in preds.ranking:
             continue
         r = preds.ranking[m]
-        methods[m] = {"label": label, "top1": _accuracy(r[:, 0], labels),
-                      "top5": float((r[:, :5] == labels[:, None]).any(axis=1).mean() * 100.0)}
+        methods[m] = {"label": label, "top1": _accuracy(r[:, 0], labels), "top5": _top5(r, labels)}
+        if m == "waffle":  # one run per random-descriptor set: report mean ± std over them
+            runs = [r] + [preds.ranking[k] for k in sorted(preds.ranking) if k.startswith("waffle@")]
+            top1 = [_accuracy(x[:, 0], labels) for x in runs]
+            top5 = [_top5(x, labels) for x in runs]
+            methods[m].update(top1=float(np.mean(top1)), top1_std=float(np.std(top1)),
+                              top5=float(np.mean(top5)), top5_std=float(np.std(top5)),
+                              top1_per_seed=top1)
     ladder = {name: _accuracy(preds.ranking[f"ablation:{name}"][:, 0], labels)
               for name in ABLATION if f"ablation:{name}" in preds.ranking}
     if ladder:
         ladder["+rerank"] = methods["coder-rerank"]["top1"]
+        if f"ablation:{NOISE_ROW[0]}" in preds.ranking:
+            ladder[NOISE_ROW[0]] = _accuracy(preds.ranking[f"ablation:{NOISE_ROW[0]}"][:, 0], labels)
     final = preds.prediction("coder-rerank")
     changed = preds.reranked & (final != preds.stage1)
     rerank = {

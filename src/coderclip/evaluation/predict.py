@@ -1,8 +1,10 @@
 """Label-free predictions of every zero-shot method, batch by batch.
 
 Methods compared on the same image embeddings: CLIP with the name prompt, CLIP with the template
-ensemble, CODER (heuristic classifier), CODER + one-vs-one rerank; plus the ablation ladder
-P → +Att → +Ana → +Syn → +rerank and the rerank's predictions as a function of τ and K.
+ensemble, the training-free peers WaffleCLIP, DCLIP and CuPL-style (coderclip/baselines.py), CODER
+(heuristic classifier), CODER + one-vs-one rerank; plus the ablation ladder
+P → +Att → +Ana → +Syn → +rerank, the "noise" row (CODER with random descriptions) and the rerank's
+predictions as a function of τ and K.
 Nothing here reads a label.
 """
 
@@ -14,13 +16,41 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..baselines import BaselineTables, prototype_scores
+from ..bank.textbank import GENERAL_TYPES, METHOD_TYPES, TEXT_TYPES, TextBank
+from ..defaults import DEFAULT_METHODS, ZERO_SHOT_METHODS
+from ..errors import ConfigError, DatasetError
 from ..scoring import (DEFAULT_TAU, DEFAULT_TOP_K, CoderTables, clip_scores, heuristic_scores,
                       move_to_front, rerank_top_k)
-from ..bank.textbank import TextBank
-from ..errors import DatasetError
 
+#: Every zero-shot method, in the order reports list them.
 METHOD_LABELS = {"clip": "CLIP (name prompt)", "clip-ensemble": "CLIP (template ensemble)",
+                 "waffle": "WaffleCLIP", "dclip": "DCLIP", "cupl": "CuPL-style",
+                 "cupl-templates": "CuPL-style + templates",
                  "coder": "CODER", "coder-rerank": "CODER + rerank"}
+assert tuple(METHOD_LABELS) == ZERO_SHOT_METHODS
+#: The ablation row with the descriptions replaced by random words (text types of the heuristic).
+NOISE_ROW = ("P+Noise", ("name", "noise"))
+
+
+def check_methods(methods: Sequence[str] | None) -> tuple[str, ...]:
+    """``methods`` validated (default :data:`DEFAULT_METHODS`), in report order."""
+    if methods is None:
+        return DEFAULT_METHODS
+    bad = [m for m in methods if m not in METHOD_LABELS]
+    if bad:
+        raise ConfigError(f"unknown method(s) {', '.join(map(repr, bad))}; expected some of "
+                          f"{', '.join(METHOD_LABELS)}")
+    return tuple(m for m in METHOD_LABELS if m in set(methods))
+
+
+def bank_types(methods: Sequence[str] | None = None, ablation: bool = True) -> tuple[str, ...]:
+    """The text types a run of ``methods`` needs (CODER + rerank is always run; the ablation
+    adds the noise texts of its "noise" row)."""
+    needed = {t for m in (*check_methods(methods), "coder-rerank") for t in METHOD_TYPES[m]}
+    if ablation:
+        needed.add("noise")
+    return tuple(t for t in TEXT_TYPES if t in needed)
 #: Ablation ladder: label -> text types of the heuristic classifier.
 ABLATION = {
     "P": ("name",),
@@ -64,49 +94,65 @@ class NothingScored(DatasetError):
 class ZeroShotPredictor:
     """Every method's predictions, accumulated batch by batch (no labels involved).
 
-    Tables are built once; :meth:`add` scores a batch of unit embeddings ``[n, D]`` and keeps only
-    small integer rankings (``[n, 5]`` int32 per method, ``[n]`` per τ / K), so memory grows by
-    about 200 bytes per image whatever the number of classes; :meth:`result` returns them.
-    ``device``: where scoring runs (default: the device of the first batch).
+    Tables are built once; :meth:`add` scores a batch of unit embeddings ``[n, D]`` in
+    ``O(n · C)`` time and memory and keeps only small integer rankings (``[n, 5]`` int32 per
+    method, ``[n]`` per τ / K), so memory grows by a few hundred bytes per image whatever the
+    number of classes; :meth:`result` returns them. ``methods``: which of :data:`METHOD_LABELS`
+    to compute (default: every one the bank has texts for); CODER + rerank and its sweeps are
+    always computed. ``device``: where scoring runs (default: the device of the first batch).
     """
 
     def __init__(self, bank: TextBank, tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K,
                  taus: Sequence[float] = DEFAULT_TAUS, ks: Sequence[int] = DEFAULT_KS,
-                 ablation: bool = True, device: str | torch.device | None = None,
-                 dtype: torch.dtype | None = None) -> None:
+                 ablation: bool = True, methods: Sequence[str] | None = None,
+                 device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> None:
         self.bank, self.tau, self.top_k = bank, tau, top_k
         self.taus, self.ks, self.ablation = tuple(taus), tuple(ks), ablation
+        self.wanted = set(METHOD_LABELS if methods is None else check_methods(methods)) | {"coder-rerank"}
         self.device, self.dtype = device, dtype
         self.parts: dict[str, list[torch.Tensor]] = {}
-        self._tables = None
+        self._tables: tuple | None = None
 
-    def _build(self, device: torch.device) -> None:
-        dtype = self.dtype or torch.float32
-        bank = self.bank
+    def _build(self, device: torch.device) -> tuple:
+        dtype, bank = self.dtype or torch.float32, self.bank
         full = CoderTables.from_bank(bank, device=device, dtype=dtype)
-        no_ovo = tuple(t for t in bank.types if t != "contrast")
         ladder = {name: CoderTables.from_bank(bank, types=types, device=device, dtype=dtype)
                   for name, types in ABLATION.items()} if self.ablation else {}
-        coder = CoderTables.from_bank(bank, types=no_ovo, device=device, dtype=dtype)
-        self._tables = (full, coder, ladder)
+        if self.ablation and "noise" in bank.types:
+            ladder[NOISE_ROW[0]] = CoderTables.from_bank(bank, types=NOISE_ROW[1], device=device,
+                                                         dtype=dtype)
+        coder = CoderTables.from_bank(bank, types=tuple(t for t in bank.types if t in GENERAL_TYPES),
+                                      device=device, dtype=dtype)
+        peers = BaselineTables.from_bank(bank, device=device, dtype=dtype)
+        prototypes = {m: p for m, p in (("dclip", peers.dclip), ("cupl", peers.cupl),
+                                        ("cupl-templates", peers.cupl_templates))
+                      if p is not None and m in self.wanted}
+        return full, coder, ladder, peers, prototypes
 
     def _put(self, key: str, value: torch.Tensor) -> None:
         self.parts.setdefault(key, []).append(value.to("cpu", torch.int32))
 
     def add(self, xb: torch.Tensor) -> None:
-        """Score one batch ``[n, D]``; ``O(n · C)`` time and memory."""
+        """Score one batch of unit embeddings ``[n, D]``."""
         device = torch.device(self.device) if self.device is not None else xb.device
         if self._tables is None:
-            self._build(device)
-        full, coder, ladder = self._tables
-        xb = xb.to(device)
-        put = self._put
-        put("clip", _ranking(clip_scores(xb, full)))
-        if full.ensemble_emb is not None:
+            self._tables = self._build(device)
+        full, coder, ladder, peers, prototypes = self._tables
+        xb, put, wanted = xb.to(device), self._put, self.wanted
+        if "clip" in wanted:
+            put("clip", _ranking(clip_scores(xb, full)))
+        if full.ensemble_emb is not None and "clip-ensemble" in wanted:
             put("clip-ensemble", _ranking(clip_scores(xb, full, ensemble=True)))
+        for m, p in prototypes.items():
+            put(m, _ranking(prototype_scores(xb, p)))
+        if peers.waffle is not None and "waffle" in wanted:
+            for seed in range(peers.n_seeds):
+                r = _ranking(prototype_scores(xb, peers.waffle[seed]))
+                put("waffle" if seed == 0 else f"waffle@{seed}", r)
         s = heuristic_scores(xb, coder)
         rest = _ranking(s)
-        put("coder", rest)
+        if "coder" in wanted:
+            put("coder", rest)
         for name, tables in ladder.items():
             put(f"ablation:{name}", _ranking(heuristic_scores(xb, tables)))
         rr = rerank_top_k(xb, s, full, top_k=self.top_k, tau=self.tau)
@@ -124,7 +170,8 @@ class ZeroShotPredictor:
         if not self.parts:
             raise NothingScored("no image embeddings were given")
         cat = {k: torch.cat(v).numpy().astype(np.int64) for k, v in self.parts.items()}
-        ranking = {k: v for k, v in cat.items() if k in METHOD_LABELS or k.startswith("ablation:")}
+        ranking = {k: v for k, v in cat.items()
+                   if k in METHOD_LABELS or k.startswith(("ablation:", "waffle@"))}
         return ZeroShotPredictions(
             ranking=ranking, stage1=cat["stage1"], reranked=cat["reranked"].astype(bool),
             tau_sweep={t: cat[f"tau:{t}"] for t in self.taus},
@@ -134,16 +181,13 @@ class ZeroShotPredictor:
 def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
                       top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
                       ks: Sequence[int] = DEFAULT_KS, ablation: bool = True,
-                      batch_size: int = 8192, device: str | torch.device | None = None
-                      ) -> ZeroShotPredictions:
-    """All methods' predictions for unit image embeddings ``x`` ``[N, D]`` (no labels involved).
-
-    Works through the images in batches of ``batch_size`` (:class:`ZeroShotPredictor`), so memory
-    stays bounded by one batch's ``[batch_size, C]`` scores plus the integer rankings.
-    """
+                      batch_size: int = 8192, methods: Sequence[str] | None = None,
+                      device: str | torch.device | None = None) -> ZeroShotPredictions:
+    """All methods' predictions for unit image embeddings ``x`` ``[N, D]`` (no labels involved),
+    through a :class:`ZeroShotPredictor` in batches of ``batch_size`` (bounded memory)."""
     dtype = x.dtype if x.device.type != "cpu" else None  # GPU embeddings keep their precision
     pred = ZeroShotPredictor(bank, tau=tau, top_k=top_k, taus=taus, ks=ks, ablation=ablation,
-                             device=device, dtype=dtype)
+                             methods=methods, device=device, dtype=dtype)
     for start in range(0, x.shape[0], batch_size):
         pred.add(x[start:start + batch_size])
     return pred.result()

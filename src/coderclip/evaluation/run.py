@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from ..bank.textbank import TEXT_TYPES, TextBank
+from ..bank.textbank import TextBank
 from ..encoders.base import Encoder
 from ..errors import DatasetError
 from ..knowledge import Knowledge
@@ -16,7 +16,8 @@ from ..scoring import DEFAULT_TAU, DEFAULT_TOP_K
 from .guard import LabelGuard
 from .metrics import score_zero_shot
 from ..pipeline import row_batches
-from .predict import DEFAULT_KS, DEFAULT_TAUS, NothingScored, ZeroShotPredictor
+from .predict import (DEFAULT_KS, DEFAULT_TAUS, NothingScored, ZeroShotPredictor, bank_types,
+                      check_methods)
 from .provenance import provenance
 
 REPORT_FORMAT = "coderclip-zero-shot-report"
@@ -27,8 +28,8 @@ def predict_then_label(x: torch.Tensor | Iterable[torch.Tensor], bank: TextBank,
                        class_names: Sequence[str], labels_of: Callable[[], np.ndarray], *,
                        tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K,
                        taus: Sequence[float] = DEFAULT_TAUS, ks: Sequence[int] = DEFAULT_KS,
-                       device: str | torch.device | None = None, guard: LabelGuard | None = None
-                       ) -> dict:
+                       device: str | torch.device | None = None, guard: LabelGuard | None = None,
+                       methods: Sequence[str] | None = None) -> dict:
     """The accuracy sections of a report for unit image embeddings: one tensor ``[N, D]`` or a
     stream of batches ``[n, D]`` (consumed once, never held together).
 
@@ -37,7 +38,8 @@ def predict_then_label(x: torch.Tensor | Iterable[torch.Tensor], bank: TextBank,
     predictions are final just before. Shared by :func:`evaluate`, the benchmark suite and the
     testbed demo, so all three follow the same order.
     """
-    pred = ZeroShotPredictor(bank, tau=tau, top_k=top_k, taus=taus, ks=ks, device=device)
+    pred = ZeroShotPredictor(bank, tau=tau, top_k=top_k, taus=taus, ks=ks,
+                             methods=check_methods(methods), device=device)
     for xb in (row_batches(x) if isinstance(x, torch.Tensor) else x):
         pred.add(xb)
     preds = pred.result()
@@ -51,18 +53,20 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
              ks: Sequence[int] = DEFAULT_KS, batch_size: int = 64, num_workers: int | None = None,
              cache: bool = True, show_progress_bar: bool = False,
-             knowledge_source: str | None = None) -> dict:
+             knowledge_source: str | None = None, methods: Sequence[str] | None = None) -> dict:
     """Evaluate every method on a labelled :class:`~coderclip.datasets.ImageDataset`.
 
     Order of work: align the knowledge to the dataset's classes (by name), build the text bank,
     embed and score the images batch by batch (embeddings are not kept), and only then read the
-    labels.
+    labels. ``methods``: which methods to report (default
+    :data:`~coderclip.evaluation.predict.DEFAULT_METHODS`; CODER + rerank, its sweeps and the
+    ablation are always there); only their texts are encoded.
     """
     from ..images import iter_encoded_batches
 
     guard = LabelGuard(dataset)
     kn = knowledge.align(dataset.class_names)
-    bank = TextBank.build(kn, encoder, types=(*TEXT_TYPES,), cache=cache,
+    bank = TextBank.build(kn, encoder, types=bank_types(methods), cache=cache,
                           show_progress_bar=show_progress_bar)
     kept: list[int] = []
     failures: list[tuple[str, str]] = []
@@ -81,7 +85,7 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
 
     try:
         scores = predict_then_label(batches(), bank, kn.class_names, labels, tau=tau, top_k=top_k,
-                                    taus=taus, ks=ks, guard=guard)
+                                    taus=taus, ks=ks, guard=guard, methods=methods)
     except NothingScored:
         raise DatasetError(f"none of the {len(dataset)} images of {dataset.name} could be read") from None
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION,

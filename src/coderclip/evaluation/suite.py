@@ -24,7 +24,7 @@ import torch
 
 from .._io import file_sha256
 from .._version import __version__
-from ..bank.textbank import TEXT_TYPES, TextBank
+from ..bank.textbank import TextBank
 from ..datasets import DATASETS, load as load_dataset
 from ..defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from ..encoders import load_encoder
@@ -34,7 +34,7 @@ from ..knowledge import Knowledge, load_knowledge
 from ..knowledge.packs import has_pack, pack_path
 from ..knowledge.templates import TEMPLATES_VERSION
 from .guard import LabelGuard
-from .predict import DEFAULT_KS, DEFAULT_TAUS, predict_zero_shot
+from .predict import DEFAULT_KS, DEFAULT_TAUS, bank_types, check_methods, predict_zero_shot
 from .provenance import provenance, weights_record
 from .run import predict_then_label
 
@@ -103,13 +103,16 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                   taus: Sequence[float] | None = None, ks: Sequence[int] | None = None,
                   seed: int = 0, device: str | None = None, precision: str | None = None,
                   batch_size: int = 64, num_workers: int | None = None, cache: bool = True,
-                  show_progress_bar: bool = False, encoders: dict | None = None) -> dict:
+                  show_progress_bar: bool = False, encoders: dict | None = None,
+                  methods: Sequence[str] | None = None) -> dict:
     """Evaluate every model on every dataset; returns the benchmark report (a JSON-able dict).
 
     ``tau_from`` / ``k_from``: ``None`` keeps ``tau`` / ``top_k`` as given; ``"val"`` chooses
     them on each dataset's validation split. ``encoders`` maps model specs to already loaded
-    encoders (used instead of loading them).
+    encoders (used instead of loading them). ``methods``: which methods to report (default
+    :data:`~coderclip.evaluation.predict.DEFAULT_METHODS`).
     """
+    methods = check_methods(methods)
     for name, value in (("tau_from", tau_from), ("k_from", k_from)):
         if value not in SELECTION_SOURCES:
             raise ConfigError(f"{name} must be None or 'val', got {value!r}")
@@ -147,7 +150,7 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
         for spec, test, val, kn, kfile, ksource in prepared:
             log.info("benchmark: %s on %s", model_spec, spec.name)
             guard = LabelGuard(test)
-            bank = TextBank.build(kn, encoder, types=(*TEXT_TYPES,), cache=cache,
+            bank = TextBank.build(kn, encoder, types=bank_types(methods), cache=cache,
                                   show_progress_bar=show_progress_bar)
             protocol = {"test_split": "test", "tau": float(tau), "tau_source": "fixed",
                         "top_k": int(top_k), "top_k_source": "fixed", "selection": None}
@@ -179,7 +182,7 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
             scores = predict_then_label(enc.embeddings, bank, kn.class_names,
                                         lambda: test.labels()[kept], tau=protocol["tau"],
                                         top_k=protocol["top_k"], taus=run_taus, ks=ks, guard=guard,
-                                        device=encoder.device)
+                                        device=encoder.device, methods=methods)
             run = {
                 "dataset": {**test.describe(), "domain": test.domain},
                 "model": model_spec,

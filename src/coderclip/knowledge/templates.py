@@ -44,6 +44,15 @@ class DomainTemplates:
             f"{c} and not {o}: notice {f}.",
         ]
 
+    def descriptor(self, c: str, feature: str) -> str:
+        """DCLIP's wording of a descriptor: "{class}, which has {descriptor}."."""
+        return f"{c}, which has {_feature(feature)}."
+
+    def noise(self, c: str, descriptor: str) -> str:
+        """The name prompt with a random descriptor appended (WaffleCLIP); the domain's subject
+        carries the high-level concept ("a {c}, a type of pet")."""
+        return f"{self.photo} {self.subject.format(c=c)}, which has {descriptor}."
+
     def ensemble_prompts(self, c: str) -> list[str]:
         return [t.format(c=c) for t in self.ensemble]
 

@@ -14,6 +14,12 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
                      [fmt.format(*r) for r in rows])
 
 
+def _pm(method: dict, key: str) -> str:
+    """``61.20`` or, for a method run over several seeds, ``61.20 ± 0.31``."""
+    std = method.get(f"{key}_std")
+    return f"{method[key]:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+
+
 def format_summary(report: dict, markdown: bool = False) -> str:
     """Methods side by side, the ablation ladder and the rerank counts."""
     ds = report.get("dataset", {})
@@ -22,7 +28,7 @@ def format_summary(report: dict, markdown: bool = False) -> str:
     skipped = report.get("skipped_images") or []
     if skipped:
         out.append(f"({len(skipped)} unreadable image(s) skipped)")
-    rows = [[m["label"], f"{m['top1']:.2f}", f"{m['top5']:.2f}"] for m in report["methods"].values()]
+    rows = [[m["label"], _pm(m, "top1"), _pm(m, "top5")] for m in report["methods"].values()]
     out += ["", _table(["method", "top-1 %", "top-5 %"], rows, markdown)]
     if report.get("ablation"):
         rows = [[k, f"{v:.2f}"] for k, v in report["ablation"].items()]
