@@ -87,7 +87,8 @@ def predict_fewshot(support: torch.Tensor, support_labels: np.ndarray, support_p
     """
     w = zero_shot_classifier(tables).to(test.device)
     space = CoderSpace(tables.general_emb.to(test.device), compress=compress)   # shared by all fits
-    zero_shot = (test @ w.T).argmax(1).cpu().numpy()
+    zero_shot = np.concatenate([(t @ w.T).argmax(1).cpu().numpy()   # [N], 4096 rows at a time
+                                for t in test.split(4096)]) if len(test) else np.empty(0, np.int64)
     adapters: dict[tuple[str, str, int, int], np.ndarray] = {}
     runs: dict[tuple[str, int, int], dict] = {}
     for (seed, k), split in sorted(splits.items()):
