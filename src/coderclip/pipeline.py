@@ -30,9 +30,18 @@ from .scoring import CoderTables, RerankResult, clip_scores, heuristic_scores, m
 METHODS = tuple(METHOD_TYPES)
 #: Methods scored against one prototype embedding per class (``prototypes`` ``[C, D]``).
 PROTOTYPE_METHODS = ("dclip", "cupl", "cupl-templates", "waffle")
-#: Rows scored at once when embeddings (not images) are given: large enough for fast matrix
-#: products, small enough that ``[n, C]`` stays about 350 MB at 21k classes.
+#: Rows read at once when embeddings (not images) are given.
 SCORE_BATCH = 4096
+#: Largest score matrix the row-wise batch functions build at once (numbers): 2**26 float32 is
+#: 256 MiB, about 980 images at 21k classes with their synonym columns.
+SCORE_ELEMS = 1 << 26
+
+
+def _row_chunks(x: torch.Tensor, tables: CoderTables) -> Iterator[torch.Tensor]:
+    """``x`` in row blocks whose ``[rows, C + M']`` score matrix stays under :data:`SCORE_ELEMS`."""
+    rows = max(16, SCORE_ELEMS // max(1, tables.score_emb.shape[0]))
+    for start in range(0, x.shape[0], rows):
+        yield x[start:start + rows]
 
 
 def _check_method(method: str) -> None:
@@ -74,27 +83,35 @@ def rerank(x: torch.Tensor, scores: torch.Tensor, tables: CoderTables, method: s
 def predict_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
                   rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU,
                   prototypes: torch.Tensor | None = None) -> np.ndarray:
-    """Predicted class indices ``[n]`` (int64) of one batch."""
-    s = stage1_scores(x, tables, method, prototypes)
-    rr = rerank(x, s, tables, method, rerank_k, tau)
-    return (rr.prediction if rr is not None else s.argmax(dim=1)).cpu().numpy()
+    """Predicted class indices ``[n]`` (int64) of one batch (scored in row blocks of bounded size)."""
+    out = []
+    for xc in _row_chunks(x, tables):
+        s = stage1_scores(xc, tables, method, prototypes)
+        rr = rerank(xc, s, tables, method, rerank_k, tau)
+        out.append((rr.prediction if rr is not None else s.argmax(dim=1)).cpu().numpy())
+    return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
 def top_k_batch(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = "coder-rerank",
                 rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU,
                 prototypes: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` classes ``[n, k]`` (int64, best first) and their stage-1 softmax probabilities
-    ``[n, k]`` (float32) for one batch. With the rerank, its winner is moved to the front."""
-    s = stage1_scores(x, tables, method, prototypes)
-    k = min(int(k), s.shape[1])
-    top = s.topk(k, dim=1)
-    lse = torch.logsumexp(s, dim=1, keepdim=True)
-    idx = top.indices
-    rr = rerank(x, s, tables, method, rerank_k, tau)
-    if rr is not None:
-        idx = move_to_front(rr.prediction, idx)
-    prob = torch.exp(torch.gather(s, 1, idx) - lse)
-    return idx.cpu().numpy(), prob.float().cpu().numpy()
+    ``[n, k]`` (float32) for one batch. With the rerank, its winner is moved to the front.
+    Scored in row blocks whose score matrix stays under :data:`SCORE_ELEMS` numbers."""
+    k = min(int(k), tables.n_classes)
+    parts_i, parts_p = [], []
+    for xc in _row_chunks(x, tables):
+        s = stage1_scores(xc, tables, method, prototypes)
+        idx = s.topk(k, dim=1).indices
+        lse = torch.logsumexp(s, dim=1, keepdim=True)
+        rr = rerank(xc, s, tables, method, rerank_k, tau)
+        if rr is not None:
+            idx = move_to_front(rr.prediction, idx)
+        parts_i.append(idx.cpu().numpy())
+        parts_p.append(torch.exp(torch.gather(s, 1, idx) - lse).float().cpu().numpy())
+    if not parts_i:
+        return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
+    return np.concatenate(parts_i), np.concatenate(parts_p)
 
 
 def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
