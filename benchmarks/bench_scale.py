@@ -28,7 +28,6 @@ import argparse
 import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,17 +43,23 @@ CASES = {"imagenet-1k": (1000, (100_000, 1_000_000)), "imagenet-21k": (21_000, (
 DIM = 512
 
 
-def rss_mb() -> float:
-    """Current resident memory (MB)."""
+def _status_mb(key: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
 
+def rss_mb() -> float:
+    """Current resident memory (MB)."""
+    return _status_mb("VmRSS")
+
+
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process image (MB): ``VmHWM``. (``ru_maxrss`` is not used:
+    after fork + exec it still carries the parent's peak.)"""
+    return _status_mb("VmHWM")
 
 
 # ---------------------------------------------------------------------------------- inputs

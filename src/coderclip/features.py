@@ -86,3 +86,69 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
     except Exception as e:
         raise ConfigError(f"cannot read features file {str(path)!r}: {type(e).__name__}: {e}") from e
     raise ConfigError(f"unsupported features file type {suffix!r}; use .safetensors, .npy or .npz")
+
+
+class FeatureRows:
+    """Embeddings of a features file read block by block: ``rows[start:stop]`` is a float32 tensor
+    ``[stop - start, D]`` read from disk on demand (safetensors slices, or a memory-mapped ``.npy``),
+    so classifying a file of a million embeddings never holds them all. ``ids`` and ``model`` as
+    in :class:`FeatureSet`."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.ids: list[str] | None = None
+        self.model: str | None = None
+        suffix = self.path.suffix.lower()
+        if not self.path.is_file():
+            raise ConfigError(f"features file {str(self.path)!r} does not exist")
+        if suffix == ".safetensors":
+            from safetensors import safe_open
+
+            try:
+                self._file = safe_open(str(self.path), framework="pt")
+                self._rows = self._file.get_slice("embeddings")
+                meta = self._file.metadata() or {}
+                names = set(self._file.keys())
+            except Exception as e:
+                raise ConfigError(f"cannot read features file {str(self.path)!r}: "
+                                  f"{type(e).__name__}: {e}") from None
+            self.shape = tuple(self._rows.get_shape())
+            if "ids.bytes" in names:
+                self.ids = store.tensors_to_strings(self._file.get_tensor("ids.bytes"),
+                                                    self._file.get_tensor("ids.offsets"))
+            elif "ids" in meta:
+                self.ids = json.loads(meta["ids"])
+            self.model = json.loads(meta["model"]) if "model" in meta else None
+        elif suffix == ".npy":
+            try:
+                self._rows = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            except Exception as e:
+                raise ConfigError(f"cannot read features file {str(self.path)!r}: "
+                                  f"{type(e).__name__}: {e}") from None
+            self.shape = tuple(self._rows.shape)
+        else:   # .npz and anything else: read whole
+            fs = load_features(self.path)
+            self._rows, self.ids, self.model = fs.embeddings, fs.ids, fs.model
+            self.shape = tuple(fs.embeddings.shape)
+        if len(self.shape) != 2:
+            raise ConfigError(f"{self.path}: embeddings must be a 2-D array [N, D], got shape {self.shape}")
+        if self.ids is not None and len(self.ids) != self.shape[0]:
+            raise ConfigError(f"{self.path}: {self.shape[0]} embeddings but {len(self.ids)} ids")
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+    def __getitem__(self, index: slice) -> torch.Tensor:
+        block = self._rows[index]
+        if isinstance(block, torch.Tensor):
+            return block.to(torch.float32)
+        return torch.from_numpy(np.array(block, dtype=np.float32))   # a copy of this block only
+
+
+def open_features(path: str | os.PathLike) -> FeatureRows:
+    """A features file opened for reading block by block (see :class:`FeatureRows`)."""
+    return FeatureRows(path)

@@ -120,12 +120,15 @@ def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-reran
     return torch.softmax(stage1_scores(x, tables, method, prototypes), dim=1).cpu().numpy()
 
 
-def row_batches(x: torch.Tensor | np.ndarray, batch_size: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
-    """Consecutive row blocks ``[≤ batch_size, D]`` of an embedding matrix (a view, no copy for
-    tensors; numpy arrays, memory-mapped ones included, are read block by block)."""
+def row_batches(x, batch_size: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
+    """Consecutive row blocks ``[≤ batch_size, D]`` of an embedding matrix: a tensor (views, no
+    copy), a numpy array (memory-mapped ones are read block by block), or anything with ``len``
+    and row slicing (e.g. :class:`coderclip.features.FeatureRows`)."""
     for start in range(0, len(x), batch_size):
-        yield torch.as_tensor(np.asarray(x[start:start + batch_size]) if isinstance(x, np.ndarray)
-                              else x[start:start + batch_size], dtype=torch.float32)
+        block = x[start:start + batch_size]
+        if isinstance(block, np.ndarray):   # a copy of this block (memory maps are read-only)
+            block = torch.from_numpy(np.array(block, dtype=np.float32))
+        yield torch.as_tensor(block, dtype=torch.float32)
 
 
 # ---------------------------------------------------------------------------------- driving
@@ -148,10 +151,11 @@ class StreamSummary:
     failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
-def embedding_batches(x: torch.Tensor | np.ndarray, ids: Sequence[str] | None = None,
+def embedding_batches(x, ids: Sequence[str] | None = None,
                       batch_size: int | None = None, skip: Callable[[str], bool] | None = None
                       ) -> Iterator[EmbeddedBatch]:
-    """Precomputed embeddings ``[N, D]`` as a stream of normalised batches of ``batch_size``
+    """Precomputed embeddings ``[N, D]`` (see :func:`row_batches` for what ``x`` may be) as a
+    stream of normalised batches of ``batch_size``
     (default :data:`SCORE_BATCH`) rows; ids default to row numbers; rows whose id ``skip``
     accepts are left out."""
     batch_size = batch_size or SCORE_BATCH

@@ -62,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
                           show_progress_bar=sys.stderr.isatty()).fit()
     feats = paths = None
     if args.features:
-        from ..features import load_features
+        from ..features import open_features
 
-        feats = load_features(args.features)
+        feats = open_features(args.features)   # read block by block, never held whole
         if feats.model and feats.model != encoder.identity:
             raise ConfigError(f"{args.features} holds embeddings of model {feats.model!r}, but "
                               f"--model is {encoder.identity!r}; embed the images with this model "
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                   "done", file=sys.stderr)
         if feats is not None:
             ids = feats.ids or [str(i) for i in range(len(feats))]
-            batches = embedding_batches(feats.embeddings, ids, skip=writer.done)
+            batches = embedding_batches(feats, ids, skip=writer.done)
         else:
             batches = image_batches(encoder, paths, batch_size=args.batch_size,
                                     num_workers=args.workers, show_progress_bar=sys.stderr.isatty(),
@@ -113,7 +113,7 @@ def _json_to_stdout(clf, args, feats, paths) -> int:
                     for i, cs, ps in zip(ids, classes, probs))
 
     if feats is not None:
-        batches = embedding_batches(feats.embeddings, feats.ids or None)
+        batches = embedding_batches(feats, feats.ids or None)
     else:
         batches = image_batches(clf.encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
                                 show_progress_bar=sys.stderr.isatty())
