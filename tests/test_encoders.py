@@ -12,7 +12,7 @@ from PIL import Image
 
 from coderclip.encoders import load_encoder
 from coderclip.encoders.precomputed import PrecomputedEncoder
-from coderclip.errors import ConfigError, ModelLoadError
+from coderclip.errors import ConfigError, InputError, ModelLoadError
 from coderclip.features import FeatureSet, load_features, save_features
 
 from .conftest import TINY_ARCH
@@ -89,7 +89,7 @@ def test_precomputed_features_round_trip(tmp_path, open_clip_encoder):
 
 def test_pickled_npy_is_refused(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ConfigError, match="cannot read features file"):
+    with pytest.raises(InputError, match="cannot read features file"):
         load_features(tmp_path / "obj.npy")
 
 

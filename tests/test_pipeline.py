@@ -135,7 +135,8 @@ def test_classify_command_resumes_and_refuses_another_models_features(capsys, tm
 
     monkeypatch.setattr(pipeline, "classify_stream", interrupted)
     assert main(argv) == 130                                 # Ctrl-C during the third batch
-    assert "finished work is kept" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "16 image(s) are classified and kept in" in err and str(out) in err
     assert len(out.read_text().splitlines()) == 16
     monkeypatch.setattr(pipeline, "classify_stream", real)
     assert main(argv) == 0

@@ -1,6 +1,7 @@
 """Generic file helpers used by every stage: atomic writes, hashing, safe file names.
 
-This module imports nothing from coderclip, so any module may use it.
+This module imports nothing from coderclip but the leaf module ``errors``, so any module may
+use it.
 """
 
 from __future__ import annotations
@@ -9,32 +10,60 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, fsync and a rename,
-    so a crash leaves either the old file or the new one, never half of one."""
+    so a crash leaves either the old file or the new one, never half of one.
+
+    The file gets the permissions a plain ``open`` would give (``0o666`` less the umask). A
+    destination that cannot be written raises :class:`~coderclip.errors.OutputError` naming it.
+    """
+    from .errors import OutputError  # a leaf module: no cycle
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {os.fsdecode(path)!r}: {e.strerror or e}; choose a folder "
+                          "you can write to, or fix its permissions") from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and not isinstance(e, OutputError):
+            hint = "give a file name, not a folder" if isinstance(e, IsADirectoryError) else \
+                "free some space or choose another path"
+            raise OutputError(f"cannot write {os.fsdecode(path)!r}: {e.strerror or e}; {hint}") from None
         raise
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it, under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """:func:`atomic_write_bytes` for UTF-8 text; names that are not UTF-8 (held as surrogates,
+    ``surrogateescape``) are written back as their own bytes."""
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def file_sha256(path: str | os.PathLike) -> str:

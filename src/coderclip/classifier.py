@@ -11,6 +11,7 @@ for such sizes use ``top_k``, or pass ``out=`` a memory-mapped array
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -18,19 +19,22 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .bank.textbank import METHOD_TYPES, TextBank
 from .baselines import BaselineTables
+from .bank.textbank import METHOD_TYPES, TextBank
 from .encoders.base import Encoder
 from .errors import ConfigError
 from .estimator import EstimatorMixin, check_is_fitted
 from .images import load_image
 from .knowledge import Knowledge, load_knowledge
-from .pipeline import (PROTOTYPE_METHODS, SCORE_BATCH, predict_batch, rerank, row_batches,
+from .pipeline import (SCORE_BATCH, predict_batch, proba_batch, rerank, row_batches,
                        stage1_scores, top_k_batch)
 from .scoring import DEFAULT_TAU, DEFAULT_TOP_K, CoderTables
 
 #: method name -> text types its text bank needs
 METHODS: dict[str, tuple[str, ...]] = METHOD_TYPES
+#: the training-free peers: class-prototype classifiers (coderclip/baselines.py), scored by the
+#: pipeline's CLIP path with their prototypes in place of the name prompts
+PROTOTYPE_METHODS = ("dclip", "cupl", "cupl-templates", "waffle")
 
 ImagesLike = Sequence[str | os.PathLike | Image.Image | torch.Tensor] | torch.Tensor
 
@@ -88,10 +92,9 @@ class CoderClassifier(EstimatorMixin):
                                              dtype=dtype)
         if self.method in PROTOTYPE_METHODS:
             peers = BaselineTables.from_bank(self.bank_, device=self.encoder.device, dtype=dtype)
-            self.prototypes_ = {"dclip": peers.dclip, "cupl": peers.cupl,
-                                "cupl-templates": peers.cupl_templates,
-                                "waffle": None if peers.waffle is None else peers.waffle.mean(0)
-                                }[self.method]
+            proto = {"dclip": peers.dclip, "cupl": peers.cupl, "cupl-templates": peers.cupl_templates,
+                     "waffle": None if peers.waffle is None else peers.waffle.mean(0)}[self.method]
+            self.tables_ = dataclasses.replace(self.tables_, prompt_emb=proto)
         return self
 
     def _types(self) -> tuple[str, ...]:
@@ -137,32 +140,34 @@ class CoderClassifier(EstimatorMixin):
         parts = list(self._batches(images, embeddings))
         return torch.cat(parts) if parts else torch.empty(0, self.bank_.embed_dim)
 
+    @property
+    def _scored_as(self) -> str:
+        """The pipeline method: a peer's prototypes sit where the name prompts are (fit)."""
+        return "clip" if self.method in PROTOTYPE_METHODS else self.method
+
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
-        return stage1_scores(x, self.tables_, self.method, getattr(self, "prototypes_", None))
+        return stage1_scores(x, self.tables_, self._scored_as)
 
     def _rerank(self, x: torch.Tensor, scores: torch.Tensor):
-        return rerank(x, scores, self.tables_, self.method, self.rerank_k, self.tau)
+        return rerank(x, scores, self.tables_, self._scored_as, self.rerank_k, self.tau)
 
-    def batch_settings(self) -> dict:
-        """Keyword arguments of :mod:`coderclip.pipeline`'s batch functions for this fitted
-        classifier (method, rerank K and τ, class prototypes of the peer methods)."""
-        return {"method": self.method, "rerank_k": self.rerank_k, "tau": self.tau,
-                "prototypes": getattr(self, "prototypes_", None)}
+    def _settings(self) -> dict:
+        return {"method": self._scored_as, "rerank_k": self.rerank_k, "tau": self.tau}
 
     # ------------------------------------------------------------------ scoring
     def decision_function(self, images: ImagesLike | None = None, *, embeddings=None,
                           out: np.ndarray | None = None) -> np.ndarray:
         """Stage-1 scores ``[N, C]`` float32 (×100 cosine scale); the rerank only reorders the
         top K. ``out``: an ``[N, C]`` array (e.g. memory-mapped) to fill instead of a new one."""
-        return self._fill(images, embeddings, out, lambda x: self._scores(x).cpu().numpy())
+        return self._fill(images, embeddings, out,
+                          lambda x: stage1_scores(x, self.tables_, self._scored_as).cpu().numpy())
 
     def predict_proba(self, images: ImagesLike | None = None, *, embeddings=None,
                       out: np.ndarray | None = None) -> np.ndarray:
         """Softmax of the stage-1 scores ``[N, C]`` float32. ``out``: an ``[N, C]`` array (e.g.
         memory-mapped) to fill batch by batch instead of allocating one; for many images and
         classes prefer :meth:`top_k`."""
-        return self._fill(images, embeddings, out,
-                          lambda x: torch.softmax(self._scores(x), dim=1).cpu().numpy())
+        return self._fill(images, embeddings, out, lambda x: proba_batch(x, self.tables_, self._scored_as))
 
     def _fill(self, images, embeddings, out, fn) -> np.ndarray:
         parts, row = [], 0
@@ -189,7 +194,7 @@ class CoderClassifier(EstimatorMixin):
     def predict_index(self, images: ImagesLike | None = None, *, embeddings=None) -> np.ndarray:
         """Predicted class indices ``[N]`` (int64)."""
         with torch.inference_mode():
-            parts = [predict_batch(xb, self.tables_, **self.batch_settings())
+            parts = [predict_batch(xb, self.tables_, **self._settings())
                      for xb in self._batches(images, embeddings)]
         return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
@@ -202,7 +207,7 @@ class CoderClassifier(EstimatorMixin):
         idx, prob = [], []
         with torch.inference_mode():
             for xb in self._batches(images, embeddings):
-                i, p = top_k_batch(xb, self.tables_, k=k, **self.batch_settings())
+                i, p = top_k_batch(xb, self.tables_, k=k, **self._settings())
                 idx.append(i)
                 prob.append(p)
         if not idx:

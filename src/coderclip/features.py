@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import store
-from .errors import ConfigError
+from .errors import InputError
 
 FEATURES_FORMAT = "coderclip-features-1"
 
@@ -31,13 +31,19 @@ class FeatureSet:
     def __post_init__(self) -> None:
         e = self.embeddings
         if e.ndim != 2:
-            raise ConfigError(f"image embeddings must be a 2-D array [N, D], got shape {tuple(e.shape)}")
+            raise InputError(f"image embeddings must be a 2-D array [N, D], got shape {tuple(e.shape)}")
+        bad = ~torch.isfinite(e).all(dim=1) if e.numel() else torch.zeros(0, dtype=torch.bool)
+        if bad.any():
+            rows = bad.nonzero().flatten().tolist()
+            raise InputError(f"{int(bad.sum())} of {e.shape[0]} image embeddings hold NaN or infinite "
+                             f"values (rows {rows[:5]}{' ...' if len(rows) > 5 else ''}); recompute "
+                             "them (with --precision fp32 if they came from fp16)")
         self.embeddings = e.float() / e.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
         n = e.shape[0]
         if self.labels is not None and self.labels.shape != (n,):
-            raise ConfigError(f"{n} embeddings but labels of shape {tuple(self.labels.shape)}")
+            raise InputError(f"{n} embeddings but labels of shape {tuple(self.labels.shape)}")
         if self.ids is not None and len(self.ids) != n:
-            raise ConfigError(f"{n} embeddings but {len(self.ids)} ids")
+            raise InputError(f"{n} embeddings but {len(self.ids)} ids")
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
@@ -60,13 +66,13 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
     """Read embeddings (and labels, ids, class names where the file has them)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"features file {str(path)!r} does not exist")
+        raise InputError(f"features file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     try:
         if suffix == ".safetensors":
             tensors, meta, strings = store.read(path, verify=None)
             if "embeddings" not in tensors:
-                raise ConfigError(f"{path}: no tensor named 'embeddings' (found {sorted(tensors)})")
+                raise InputError(f"no tensor named 'embeddings' (found {sorted(tensors)})")
             labels = tensors["labels"].long() if "labels" in tensors else None
             extra = {k: json.loads(meta[k]) for k in ("ids", "class_names", "model") if k in meta}
             extra.update(strings)   # ids / class names stored as string tensors
@@ -76,16 +82,16 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 if "embeddings" not in z.files:
-                    raise ConfigError(f"{path}: no array named 'embeddings' (found {z.files})")
+                    raise InputError(f"no array named 'embeddings' (found {z.files})")
                 labels = torch.from_numpy(z["labels"]).long() if "labels" in z.files else None
                 ids = [str(s) for s in z["ids"]] if "ids" in z.files else None
                 names = [str(s) for s in z["class_names"]] if "class_names" in z.files else None
                 return FeatureSet(torch.from_numpy(z["embeddings"]), labels, ids, names)
-    except ConfigError:
-        raise
+    except InputError as e:
+        raise InputError(f"features file {str(path)!r}: {e}") from None
     except Exception as e:
-        raise ConfigError(f"cannot read features file {str(path)!r}: {type(e).__name__}: {e}") from e
-    raise ConfigError(f"unsupported features file type {suffix!r}; use .safetensors, .npy or .npz")
+        raise InputError(f"cannot read features file {str(path)!r}: {type(e).__name__}: {e}") from e
+    raise InputError(f"unsupported features file type {suffix!r}; use .safetensors, .npy or .npz")
 
 
 class FeatureRows:
@@ -100,7 +106,7 @@ class FeatureRows:
         self.model: str | None = None
         suffix = self.path.suffix.lower()
         if not self.path.is_file():
-            raise ConfigError(f"features file {str(self.path)!r} does not exist")
+            raise InputError(f"features file {str(self.path)!r} does not exist")
         if suffix == ".safetensors":
             from safetensors import safe_open
 
@@ -110,7 +116,7 @@ class FeatureRows:
                 meta = self._file.metadata() or {}
                 names = set(self._file.keys())
             except Exception as e:
-                raise ConfigError(f"cannot read features file {str(self.path)!r}: "
+                raise InputError(f"cannot read features file {str(self.path)!r}: "
                                   f"{type(e).__name__}: {e}") from None
             self.shape = tuple(self._rows.get_shape())
             if "ids.bytes" in names:
@@ -123,7 +129,7 @@ class FeatureRows:
             try:
                 self._rows = np.load(self.path, mmap_mode="r", allow_pickle=False)
             except Exception as e:
-                raise ConfigError(f"cannot read features file {str(self.path)!r}: "
+                raise InputError(f"cannot read features file {str(self.path)!r}: "
                                   f"{type(e).__name__}: {e}") from None
             self.shape = tuple(self._rows.shape)
         else:   # .npz and anything else: read whole
@@ -131,9 +137,9 @@ class FeatureRows:
             self._rows, self.ids, self.model = fs.embeddings, fs.ids, fs.model
             self.shape = tuple(fs.embeddings.shape)
         if len(self.shape) != 2:
-            raise ConfigError(f"{self.path}: embeddings must be a 2-D array [N, D], got shape {self.shape}")
+            raise InputError(f"{self.path}: embeddings must be a 2-D array [N, D], got shape {self.shape}")
         if self.ids is not None and len(self.ids) != self.shape[0]:
-            raise ConfigError(f"{self.path}: {self.shape[0]} embeddings but {len(self.ids)} ids")
+            raise InputError(f"{self.path}: {self.shape[0]} embeddings but {len(self.ids)} ids")
 
     @property
     def ndim(self) -> int:

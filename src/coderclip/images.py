@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -18,37 +19,151 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
 
+#: Images larger than this many pixels are refused (PIL's own limit; a 13000 x 13000 PNG would
+#: need gigabytes), except JPEGs, which the decoder reads at a half, quarter or eighth of their
+#: size instead. ``$CODERCLIP_MAX_IMAGE_PIXELS`` raises or lowers it.
+MAX_IMAGE_PIXELS_ENV = "CODERCLIP_MAX_IMAGE_PIXELS"
+
+
+def max_image_pixels() -> int:
+    value = os.environ.get(MAX_IMAGE_PIXELS_ENV, "")
+    return int(value) if value.isdigit() and int(value) > 0 else int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """Read an image file fully and return it as RGB; raises :class:`ImageReadError` naming the file."""
+    """Read an image file fully and return it as 8-bit RGB; raises :class:`ImageReadError` naming
+    the file. Pixel values are converted by the file's real mode (see :func:`to_rgb`)."""
+    limit = max_image_pixels()
     try:
-        with Image.open(path) as im:
-            im.load()  # decode now: truncated files fail here, not later in a worker
-            if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                background = Image.new("RGB", im.size, (255, 255, 255))
-                background.paste(im.convert("RGBA"), mask=im.convert("RGBA").getchannel("A"))
-                return background
-            return im.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > limit:
+                    if im.format != "JPEG":
+                        raise ImageReadError(
+                            f"{path}: image is {w}x{h} ({w * h / 1e6:.0f} Mpixels), more than the "
+                            f"limit of {limit / 1e6:.0f} Mpixels; downscale it, or raise "
+                            f"${MAX_IMAGE_PIXELS_ENV} if you have the memory")
+                    scale = (limit / (w * h)) ** 0.5   # the JPEG decoder shrinks by 2, 4 or 8
+                    im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
+                im.load()  # decode now: truncated files fail here, not later in a worker
+                return to_rgb(im)
+    except ImageReadError:
+        raise
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: is a folder, not an image file") from None
+    except PermissionError:
+        raise ImageReadError(f"{path}: permission denied (cannot read the file)") from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image file PIL can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageReadError(f"{path}: cannot decode image ({e})") from None
 
 
-def find_images(inputs: Iterable[str | os.PathLike], recursive: bool = True) -> list[Path]:
-    """Image files named in ``inputs``: files as given, folders searched (sorted, recursively)."""
+def to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB from any PIL mode, scaling by what the mode's numbers mean.
+
+    * 16-bit ("I;16*", and "I" holding 0..65535): divided by 257, so 65535 is white;
+    * 32-bit integer "I" beyond 16 bits and float "F": stretched from their min..max to 0..255
+      (floats already in 0..1 are scaled by 255), since such files have no fixed white;
+    * transparency ("RGBA", "LA", "PA", palette with transparency): composited on white;
+    * everything else (palette, CMYK, YCbCr, 1-bit, ...): PIL's own conversion.
+    """
+    mode = im.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _scaled_gray(im).convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGB", im.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if mode == "RGB":
+        return im.copy()
+    try:
+        return im.convert("RGB")
+    except ValueError as e:
+        raise ImageReadError(f"{getattr(im, 'filename', '') or 'image'}: cannot convert PIL mode "
+                             f"{mode!r} to RGB ({e})") from None
+
+
+def _scaled_gray(im: Image.Image) -> Image.Image:
+    """An "L" image from a 16-bit, 32-bit or float grey image (see :func:`to_rgb`)."""
+    import numpy as np
+
+    a = np.asarray(im, dtype=np.float64)
+    if a.ndim == 3:  # multi-channel 16-bit variants
+        a = a[..., 0]
+    finite = np.isfinite(a)
+    if not finite.all():
+        a = np.where(finite, a, 0.0)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if im.mode.startswith("I;16") or (im.mode == "I" and lo >= 0 and hi <= 65535):
+        a = a / 257.0
+    elif im.mode == "F" and lo >= 0 and hi <= 1.0:
+        a = a * 255.0
+    elif hi > lo:
+        a = (a - lo) * (255.0 / (hi - lo))
+    else:
+        a = np.zeros_like(a)
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), mode="L")
+
+
+def find_images(inputs: Iterable[str | os.PathLike], recursive: bool = True,
+                problems: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Image files named in ``inputs``: files as given, folders searched (sorted, recursively).
+
+    Entries that look like images but cannot be used (a dangling symbolic link, an unreadable
+    sub-folder) are appended to ``problems`` as ``(path, reason)``, or logged if it is ``None``.
+    """
+    def note(path: str, reason: str) -> None:
+        if problems is None:
+            log.warning("%s", reason)
+        else:
+            problems.append((path, reason))
+
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            pattern = "**/*" if recursive else "*"
-            out.extend(sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            out.extend(_walk(p, recursive, note))
         elif p.exists():
             out.append(p)
+        elif p.is_symlink():
+            raise ImageReadError(f"{p}: a symbolic link to {os.fsdecode(os.readlink(p))!r}, which does not exist")
         else:
             raise ImageReadError(f"{p}: no such file or folder")
     return out
+
+
+def _walk(root: Path, recursive: bool, note) -> list[Path]:
+    found: list[Path] = []
+
+    def onerror(e: OSError) -> None:
+        where = os.fsdecode(e.filename) if e.filename else str(root)
+        note(where, f"{where}: folder skipped: {e.strerror or e}")
+
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, onerror=onerror, followlinks=True):
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:  # a symbolic-link loop: already searched
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        if not recursive:
+            dirs[:] = []
+        for name in files:
+            f = Path(folder) / name
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if f.is_file():
+                found.append(f)
+            elif f.is_symlink():
+                note(str(f), f"{f}: skipped: a symbolic link to a file that does not exist")
+    return sorted(found)
 
 
 @dataclasses.dataclass
@@ -110,7 +225,7 @@ def iter_encoded_batches(encoder, paths: Sequence[str | os.PathLike], batch_size
         for idx, pixels, bad in loader:
             failures = []
             for i, err in bad:
-                log.warning("skipping unreadable image %s", err)
+                log.info("skipping unreadable image %s", err)
                 failures.append((str(paths[i]), err))
             skipped += len(bad)
             emb = (encoder.encode_images(pixels, batch_size=batch_size) if pixels is not None

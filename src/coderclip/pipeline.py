@@ -20,16 +20,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .bank.textbank import METHOD_TYPES
-from .baselines import prototype_scores
 from .defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from .errors import ConfigError
 from .scoring import CoderTables, RerankResult, clip_scores, heuristic_scores, move_to_front, rerank_top_k
 
 #: The methods a batch can be scored with.
-METHODS = tuple(METHOD_TYPES)
-#: Methods scored against one prototype embedding per class (``prototypes`` ``[C, D]``).
-PROTOTYPE_METHODS = ("dclip", "cupl", "cupl-templates", "waffle")
+METHODS = ("coder-rerank", "coder", "clip", "clip-ensemble")
 #: Rows read at once when embeddings (not images) are given.
 SCORE_BATCH = 4096
 #: Largest score matrix the row-wise batch functions build at once (numbers): 2**26 float32 is
@@ -49,14 +45,11 @@ def _check_method(method: str) -> None:
         raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
 
 
-def stage1_scores(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
-                  prototypes: torch.Tensor | None = None) -> torch.Tensor:
+def stage1_scores(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank") -> torch.Tensor:
     """Stage-1 scores ``[n, C]`` float32 (×100 cosine scale) of ``x`` ``[n, D]``.
 
     ``coder`` / ``coder-rerank``: the heuristic classifier; ``clip``: the name prompt;
-    ``clip-ensemble``: the template ensemble; :data:`PROTOTYPE_METHODS`: cosine to
-    ``prototypes`` ``[C, D]`` (:class:`~coderclip.baselines.BaselineTables`). ``x`` is moved to
-    the tables' device.
+    ``clip-ensemble``: the template ensemble. ``x`` is moved to the tables' device.
     """
     _check_method(method)
     x = x.to(tables.group_sum.device)
@@ -64,11 +57,6 @@ def stage1_scores(x: torch.Tensor, tables: CoderTables, method: str = "coder-rer
         return clip_scores(x, tables)
     if method == "clip-ensemble":
         return clip_scores(x, tables, ensemble=True)
-    if method in PROTOTYPE_METHODS:
-        if prototypes is None:
-            raise ConfigError(f"method {method!r} needs its class prototypes; the bank has no "
-                              "texts for it")
-        return prototype_scores(x, prototypes)
     return heuristic_scores(x, tables)
 
 
@@ -81,27 +69,26 @@ def rerank(x: torch.Tensor, scores: torch.Tensor, tables: CoderTables, method: s
 
 
 def predict_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
-                  rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU,
-                  prototypes: torch.Tensor | None = None) -> np.ndarray:
+                  rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU) -> np.ndarray:
     """Predicted class indices ``[n]`` (int64) of one batch (scored in row blocks of bounded size)."""
     out = []
     for xc in _row_chunks(x, tables):
-        s = stage1_scores(xc, tables, method, prototypes)
+        s = stage1_scores(xc, tables, method)
         rr = rerank(xc, s, tables, method, rerank_k, tau)
         out.append((rr.prediction if rr is not None else s.argmax(dim=1)).cpu().numpy())
     return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
 def top_k_batch(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = "coder-rerank",
-                rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU,
-                prototypes: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+                rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` classes ``[n, k]`` (int64, best first) and their stage-1 softmax probabilities
     ``[n, k]`` (float32) for one batch. With the rerank, its winner is moved to the front.
     Scored in row blocks whose score matrix stays under :data:`SCORE_ELEMS` numbers."""
     k = min(int(k), tables.n_classes)
     parts_i, parts_p = [], []
     for xc in _row_chunks(x, tables):
-        s = stage1_scores(xc, tables, method, prototypes)
+        s = stage1_scores(xc, tables, method)
         idx = s.topk(k, dim=1).indices
         lse = torch.logsumexp(s, dim=1, keepdim=True)
         rr = rerank(xc, s, tables, method, rerank_k, tau)
@@ -114,10 +101,9 @@ def top_k_batch(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = 
     return np.concatenate(parts_i), np.concatenate(parts_p)
 
 
-def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
-                prototypes: torch.Tensor | None = None) -> np.ndarray:
+def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank") -> np.ndarray:
     """Softmax of the stage-1 scores ``[n, C]`` (float32) for one batch."""
-    return torch.softmax(stage1_scores(x, tables, method, prototypes), dim=1).cpu().numpy()
+    return torch.softmax(stage1_scores(x, tables, method), dim=1).cpu().numpy()
 
 
 def row_batches(x, batch_size: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
@@ -190,8 +176,7 @@ def image_batches(encoder, paths: Sequence[str], batch_size: int = 64, num_worke
 
 def classify_stream(batches: Iterable[EmbeddedBatch], tables: CoderTables, write: Callable, *,
                     class_names: Sequence[str], k: int = 5, method: str = "coder-rerank",
-                    rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU,
-                    prototypes: torch.Tensor | None = None) -> StreamSummary:
+                    rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU) -> StreamSummary:
     """Score every batch with :func:`top_k_batch` and call ``write(ids, classes, probabilities)``
     (``[n]`` ids, ``[n, k]`` class names, ``[n, k]`` probabilities) once per batch.
 
@@ -205,7 +190,7 @@ def classify_stream(batches: Iterable[EmbeddedBatch], tables: CoderTables, write
             continue
         with torch.inference_mode():
             idx, prob = top_k_batch(b.embeddings, tables, k=k, method=method, rerank_k=rerank_k,
-                                    tau=tau, prototypes=prototypes)
+                                    tau=tau)
         write(b.ids, names[idx], prob)
         out.written += len(b.ids)
     return out

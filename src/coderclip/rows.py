@@ -64,10 +64,10 @@ class RowWriter:
         if previous is not None and not overwrite and self._done is not None and self.part.exists():
             self._done = self._scan()
             self.resumed = len(self._done)
-            self._out = open(self.part, "a", encoding="utf-8", newline="")
+            self._out = open(self.part, "a", encoding="utf-8", errors="surrogateescape", newline="")
         else:
             if self._done is not None:
-                self._out = open(self.part, "w", encoding="utf-8", newline="")
+                self._out = open(self.part, "w", encoding="utf-8", errors="surrogateescape", newline="")
                 if fmt == "csv":
                     self._csv_header()
             self._write_record(False)
@@ -146,12 +146,13 @@ class RowWriter:
         elif self.fmt == "table":
             for image, cs, ps in zip(ids, classes, probs):
                 buf.write(f"{image}\n")
+                chosen = reranked(ps)
                 for rank, (c, p) in enumerate(zip(cs, ps), 1):
-                    buf.write(f"  {rank}. {c:<40} {p:7.2%}\n")
+                    mark = "  (chosen by the rerank)" if chosen and rank == 1 else ""
+                    buf.write(f"  {rank}. {c:<40} {p:7.2%}{mark}\n")
         else:
             for image, cs, ps in zip(ids, classes, probs):
-                row = {"image": image, "predictions": [{"class": str(c), "probability": float(p)}
-                                                        for c, p in zip(cs, ps)]}
+                row = prediction_row(image, cs, ps)
                 buf.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._out.write(buf.getvalue())
         self._out.flush()
@@ -170,7 +171,8 @@ class RowWriter:
 
     def _assemble(self) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(self.part, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as out:
+        with open(self.part, encoding="utf-8", errors="surrogateescape") as src, \
+                open(tmp, "w", encoding="utf-8", errors="surrogateescape") as out:
             out.write(json.dumps(self.extra, ensure_ascii=False)[:-1]
                       + (", " if self.extra else "") + '"results": [\n')
             first = True
@@ -189,6 +191,18 @@ class RowWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.path is not None and self._done is not None:
             self.close(complete=exc_type is None)
+
+
+def reranked(probs) -> bool:
+    """Whether the rerank put first a class whose (stage-1) probability is below another shown:
+    the winner is listed first with its own probability, and the row says why."""
+    return len(probs) > 1 and float(probs[0]) < max(float(p) for p in probs)
+
+
+def prediction_row(image: str, classes, probs) -> dict:
+    """One image's JSON row: its top classes with probabilities, best first."""
+    return {"image": image, "reranked": reranked(probs),
+            "predictions": [{"class": str(c), "probability": float(p)} for c, p in zip(classes, probs)]}
 
 
 def _diff(old: dict | None, new: dict) -> str:

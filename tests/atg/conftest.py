@@ -73,9 +73,11 @@ class ChatServer:
     """A real HTTP server speaking the chat-completions protocol, with scriptable faults.
 
     ``script(action, match=...)`` queues an action for the next request whose user message contains
-    ``match`` (any request if ``None``). Actions: ``("reply", text)``, ``("status", code, headers[, message])``,
+    ``match`` (any request if ``None``). Actions: ``("reply", text[, finish_reason])`` (``"length"``
+    says the answer was cut at the token limit), ``("status", code, headers[, message])``,
     ``("slow", seconds)`` (then a normal answer), ``("drop",)`` (close without answering),
-    ``("die",)`` (stop listening; the request is dropped). Unscripted requests get
+    ``("die",)`` (stop listening; the request is dropped), ``("raw", code, body_bytes)`` (any body,
+    e.g. malformed JSON, with that status). Unscripted requests get
     :func:`default_answer`, or ``answer(body)`` if given.
     """
 
@@ -136,6 +138,9 @@ class ChatServer:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if action and action[0] == "raw":
+                    self._send_raw(action[1], action[2])
+                    return
                 if action and action[0] == "status":
                     code, headers = action[1], (action[2] if len(action) > 2 else {})
                     message = action[3] if len(action) > 3 else f"scripted {code}"
@@ -147,17 +152,20 @@ class ChatServer:
                 if action and action[0] == "slow":
                     time.sleep(action[1])
                 text = action[1] if action and action[0] == "reply" else server.answer(body)
+                finish = action[2] if action and action[0] == "reply" and len(action) > 2 else "stop"
                 self._send(200, {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
                     "model": body.get("model", "test"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
+                    "choices": [{"index": 0, "finish_reason": finish,
                                  "message": {"role": "assistant", "content": text}}],
                     "usage": {"prompt_tokens": len(user.split()), "completion_tokens": len(text.split()),
                               "total_tokens": len(user.split()) + len(text.split())},
                 })
 
             def _send(self, code, payload, headers=None):
-                data = json.dumps(payload).encode()
+                self._send_raw(code, json.dumps(payload).encode(), headers)
+
+            def _send_raw(self, code, data, headers=None):
                 try:
                     self.send_response(code)
                     self.send_header("Content-Type", "application/json")

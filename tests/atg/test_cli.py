@@ -64,13 +64,14 @@ def test_generate_ten_classes_then_regenerate_one_class_and_type(workdir, chat_s
     assert after.provenance[-1]["classes"] == ["hot dog"]
 
 
-def test_unreachable_server_exits_1_and_still_writes_a_valid_file(workdir, chat_server, capsys):
+def test_unreachable_server_fails_fast_and_writes_nothing(workdir, chat_server, capsys):
     server = chat_server()
     server.stop()
-    rc = _generate(server.url, "--types", "attributes", "--max-retries", "0", "--only", "pizza")
-    out = capsys.readouterr().out
-    assert rc == 1 and "attributes: pizza" in out and "cannot reach" in out
-    assert load_knowledge("k.json").class_names == CLASSES
+    rc = _generate(server.url, "--types", "attributes", "--only", "pizza")
+    err = capsys.readouterr().err
+    assert rc == 5 and "cannot reach" in err and server.url.split("/v1")[0] in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (workdir / "k.json").exists()
 
 
 def test_errors_are_one_line(workdir, capsys):
@@ -78,7 +79,7 @@ def test_errors_are_one_line(workdir, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "needs an encoder" in err
     rc = main(["generate", "--classes", "missing.txt", "--llm", "ollama:x", "--out", "k.json"])
-    assert rc == 2 and "missing.txt" in capsys.readouterr().err
+    assert rc == 3 and "missing.txt" in capsys.readouterr().err
     (workdir / "k.json").write_text("[1, 2]")
     rc = main(["generate", "--classes", "classes.txt", "--llm", "ollama:x", "--out", "k.json",
                "--types", "attributes"])

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from coderclip.atg import GenerationConfig, generate_knowledge
-from coderclip.atg.llm import load_llm
+from coderclip.atg.llm import ChatRequest, load_llm
 from coderclip.atg.llm.local import TransformersLLM, resolve_local_source
-from coderclip.errors import ConfigError, ModelLoadError
+from coderclip.errors import ConfigError, LLMError, ModelLoadError
 from coderclip.knowledge import load_knowledge
 
 
@@ -46,21 +46,19 @@ def test_llm_specs(monkeypatch):
 
 
 @pytest.mark.slow
-def test_shipped_gguf_generates_a_knowledge_file(tmp_path):
+def test_shipped_gguf_runs_end_to_end_and_cut_answers_are_not_kept(tmp_path):
     """Two classes, one short answer each: the real local path (GGUF load, chat template,
-    generation, parsing, journal, file) at the smallest cost."""
+    generation, parsing) at the smallest cost. 8 tokens cut every answer short: the cut-off last
+    item is dropped, nothing usable is left, and a run where nothing succeeded writes no file."""
     cfg = GenerationConfig(types=("attributes",), n_attributes=3, max_tokens=8, max_bad_answers=0)
-    r = generate_knowledge(["hamburger", "golden retriever"], "local:smollm2", out=tmp_path / "k.json",
-                           config=cfg, llm_options={"device": "cpu"})
-    k = load_knowledge(tmp_path / "k.json")
-    assert k.class_names == ["hamburger", "golden retriever"]
-    s = r.summary.stats
-    assert s.requests == 2 and 0 < s.completion_tokens <= 16 and s.prompt_tokens > 100
-    records = [json.loads(ln) for ln in (tmp_path / "k.json.journal.jsonl").read_text().splitlines()[1:]]
-    assert len(records) + len(r.summary.failures) == 2  # a poor answer is a reported failure
-    for rec in records:
-        assert rec["llm"] == "local:smollm2" and rec["answers"][0].strip()
-    assert r.plan.llm._model is None  # released after the run
+    llm = load_llm("local:smollm2", device="cpu")
+    with pytest.raises(LLMError, match="no question was answered.*unusable"):
+        generate_knowledge(["hamburger", "golden retriever"], llm, out=tmp_path / "k.json", config=cfg)
+    assert not (tmp_path / "k.json").exists()
+    answer = llm.chat(ChatRequest(({"role": "user", "content": "Name a fruit."},), max_tokens=8))
+    assert answer.truncated and 0 < answer.completion_tokens <= 8 and answer.prompt_tokens > 5
+    llm.close()
+    assert llm._model is None
 
 
 def test_gguf_parse_memo_is_undone():

@@ -86,7 +86,9 @@ def test_sigkill_at_a_random_point_then_rerun_gives_the_same_file(chat_server, t
 def test_ctrl_c_stops_at_once_and_keeps_finished_work(chat_server, tmp_path):
     (tmp_path / "classes.txt").write_text("\n".join(CLASSES) + "\n")
     (tmp_path / "pairs.csv").write_text("hamburger,hot dog\n")
-    server = chat_server(delay=0.4)
+    # the first three answers come at once; later ones hang until the run is interrupted, so the
+    # child cannot finish before the signal arrives however loaded the machine is
+    server = chat_server(delay=lambda: 0.0 if len(server.requests) <= 3 else 120.0)
     proc = _generate(tmp_path, server.url, "k.json")
     journal = tmp_path / "k.json.journal.jsonl"
     deadline = time.monotonic() + 60
@@ -96,7 +98,7 @@ def test_ctrl_c_stops_at_once_and_keeps_finished_work(chat_server, tmp_path):
     proc.send_signal(signal.SIGINT)
     t0 = time.monotonic()
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130 and "interrupted; finished work is kept" in err
+    assert proc.returncode == 130 and "kept in the journal" in err and "Traceback" not in err
     assert time.monotonic() - t0 < 5  # in-flight requests are abandoned, not awaited
     assert len(journal.read_text().splitlines()) >= 3
     assert not (tmp_path / "k.json").exists()

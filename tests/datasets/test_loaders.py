@@ -270,3 +270,18 @@ def test_docs_and_cli_help_name_every_loader():
         assert key in EXAMPLES, key
         assert LOADERS[key] is not None
     assert set(DATASETS) == set(LOADERS)
+
+
+@pytest.mark.parametrize("case", ["imagenet", "imagenet_v2"])
+def test_benchmark_uses_the_shipped_imagenet_pack(case, built):
+    """`coderclip benchmark --dataset imagenet|imagenet_v2` aligns the shipped `imagenet` pack."""
+    from pathlib import Path
+
+    from coderclip.evaluation.suite import resolve_knowledge
+
+    key, _ = CASES[case]
+    ds = LOADERS[key](built(case).root, split="test")
+    kn, path, source = resolve_knowledge(None, ds, pack_name=key)
+    assert Path(path).name == "imagenet.json" and source == key
+    assert kn.class_names == ds.class_names and len(kn) == 1000
+    assert kn.counts()["attributes"] >= 5000 and kn.counts()["contrast_pairs"] > 2000

@@ -143,7 +143,7 @@ def test_cli_errors_are_one_line(fake_data, capsys):
 
     assert main(["fewshot", "--data", str(fake_data), "--dataset", "x", "-m", "testbed"]) == 2
     assert main(["fewshot", "--dataset", "no_such_set", "--root", ".", "-m", "testbed"]) == 2
-    assert main(["fewshot", "--data", str(fake_data / "train"), "-m", "testbed"]) == 2
+    assert main(["fewshot", "--data", str(fake_data / "train"), "-m", "testbed"]) == 3  # input family
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("coderclip fewshot: error:") for line in err)
     assert "unknown dataset 'no_such_set'" in err[1] and "missing: train, val, test" in err[2]
@@ -162,7 +162,8 @@ def test_cli_on_the_oxford_pets_loader_uses_its_knowledge_pack(open_clip_spec, t
     split = {"train": [], "val": [], "test": []}
     for label, name in enumerate(shipped_class_names("oxford_pets")):
         breed = name.title().replace(" ", "_")
-        for n, part in enumerate(("train", "train", "val", "test"), start=1):
+        parts = ("train",) * (4 if label == 0 else 2) + ("val", "test")  # one breed has 4 shots
+        for n, part in enumerate(parts, start=1):
             file = f"{breed}_{n}.jpg"
             Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / "images" / file)
             split[part].append([file, label, name.replace(" ", "_")])
@@ -177,5 +178,10 @@ def test_cli_on_the_oxford_pets_loader_uses_its_knowledge_pack(open_clip_spec, t
     assert report["dataset"]["classes"] == 37 and report["n_test_images"] == 37
     assert report["protocol"]["coder_axes"]["texts"] > 37 * 5       # attributes and analogous too
     four = [r for r in report["runs"] if r["shots"] == 4]
-    assert all(len(r["classes_with_fewer_shots"]) == 37 and r["support_images"] == 74 for r in four)
+    assert all(len(r["classes_with_fewer_shots"]) == 36 and r["support_images"] == 76 for r in four)
     assert "CODER-Adapter (α, β tuned on val)" in capsys.readouterr().out
+    # more shots than any class has is refused, not labelled "8-shot"
+    rc = main(["fewshot", "--dataset", "oxford_pets", "--root", str(root), "-m", open_clip_spec,
+               "--shots", "8", "-o", str(out)])
+    assert rc == 2 and "at most 4" in capsys.readouterr().err
+

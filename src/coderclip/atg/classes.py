@@ -60,8 +60,14 @@ def read_class_list(source: str | os.PathLike) -> list[ClassSpec]:
                 "ship with coderclip") from None
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise KnowledgeError(f"cannot read class list {str(path)!r}: {e}") from None
+    except IsADirectoryError:
+        raise KnowledgeError(f"class list {str(path)!r} is a folder; give a file with one class "
+                             "name per line") from None
+    except OSError as e:
+        raise KnowledgeError(f"cannot read class list {str(path)!r}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise KnowledgeError(f"class list {str(path)!r} is not UTF-8 (invalid byte at offset "
+                             f"{e.start}); save it as UTF-8") from None
     suffix = path.suffix.lower()
     if suffix == ".json":
         specs = _from_json(text, str(path))
@@ -88,6 +94,8 @@ def _from_json(text: str, source: str) -> list[ClassSpec]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise KnowledgeError(f"class list {source!r} is not valid JSON: {e.msg} at line {e.lineno}") from None
+    except RecursionError:
+        raise KnowledgeError(f"class list {source!r} is nested too deeply to be a class list") from None
     if isinstance(data, dict):
         data = data.get("classes")
     if not isinstance(data, list):

@@ -39,6 +39,9 @@ class GenerationConfig:
     retry: RetryPolicy = RetryPolicy()
     #: How often an unusable (empty, malformed) answer is asked again before the task fails.
     max_bad_answers: int = 2
+    #: Consecutive requests that cannot connect at all (across all tasks) before the run stops:
+    #: the server is down, and asking the rest would only wait out every retry.
+    max_connection_failures: int = 8
 
     def __post_init__(self) -> None:
         types = tuple(self.types)
@@ -51,7 +54,7 @@ class GenerationConfig:
             raise ConfigError(f"synonyms source must be one of {', '.join(SYNONYM_SOURCES)}, "
                               f"got {self.synonyms_from!r}")
         for field in ("n_attributes", "n_analogous", "n_synonyms", "n_contrast_features",
-                      "neighbours", "concurrency", "max_tokens"):
+                      "neighbours", "concurrency", "max_tokens", "max_connection_failures"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{field} must be a positive integer, got {value!r}")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from ..errors import ConfigError, KnowledgeError, LLMError
+from ..errors import ConfigError, Interrupted, KnowledgeError, LLMError
 from ..knowledge import ClassKnowledge, Knowledge, load_knowledge, provenance_record
 from ..names import dedupe, normalize_name
 from ..knowledge.templates import DomainTemplates, get_domain
@@ -30,7 +30,7 @@ from .assemble import apply_results
 from .classes import ClassSpec, as_class_specs
 from .config import GenerationConfig
 from .journal import Journal, journal_path_for, read_journal
-from .llm.base import LLM, FatalLLMError
+from .llm.base import LLM, CircuitOpen, FatalLLMError
 from .llm import load_llm
 from .pairs import nearest_pairs, pairs_from_names, read_pairs
 from .plan import Task, build_prompt, plan_tasks
@@ -136,10 +136,13 @@ class GenerationSummary:
     seconds: float
     out: Path | None
     journal: Path | None
+    #: Tasks never asked because the run stopped early (the server stopped answering).
+    not_asked: int = 0
+    stop_reason: str | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.not_asked
 
     def format(self) -> str:
         s = self.stats
@@ -154,6 +157,8 @@ class GenerationSummary:
         if self.rejected_analogous:
             items += f" ({self.rejected_analogous} look-alikes rejected as too close to another class)"
         lines.append(f"  items: {items}")
+        if self.not_asked:
+            lines.append(f"  not asked: {self.not_asked} task(s); {self.stop_reason or 'the run stopped early'}")
         if self.failures:
             lines.append(f"  failures ({len(self.failures)}):")
             for label, reason in self.failures[:20]:
@@ -163,6 +168,7 @@ class GenerationSummary:
             if self.asked == 0 and self.reused == 0:
                 lines.append("  nothing succeeded: check that the model server is reachable (--base-url), "
                              "the model name and the API key")
+        if self.failures or self.not_asked:
             lines.append("  run the same command again to retry the failed tasks; finished answers "
                          f"are kept{' in ' + str(self.journal) if self.journal else ''}")
         return "\n".join(lines)
@@ -321,12 +327,20 @@ def run_generation(plan: GenerationPlan, *, progress: bool = True) -> Generation
         from .wordnet import wordnet_synonyms
 
         scoped = [names[i] for i in plan.scope]
+        if plan.encoder is None:
+            log.warning("synonyms come from WordNet's most frequent sense of each name, which can be "
+                        "the wrong one (e.g. 'lime' -> 'calcium hydroxide'); pass --encoder with a "
+                        "CLIP model to choose the sense that fits the class")
         wordnet_syns = wordnet_synonyms(scoped, encoder=plan.encoder, domain=plan.domain,
                                         limit=cfg.n_synonyms)
 
+    yielded = 0
+    answered: set[str] = set()   # keys of the tasks that finished or failed (not those never asked)
+    stop_reason: str | None = None
     with Journal(plan.journal_path) as journal:
         pending = [t for t in plan.tasks if plan.regenerate or t.key not in journal]
         reused = len(plan.tasks) - len(pending)
+        journaled_before = len(journal.records)
         if pending:
             plan.llm.prepare()
             flt = AnalogousFilter(names, plan.domain, plan.encoder, cfg.analogous_threshold,
@@ -336,6 +350,10 @@ def run_generation(plan: GenerationPlan, *, progress: bool = True) -> Generation
             bar = _progress_bar(len(pending), progress)
             try:
                 for task, record, error in run_parallel(runner.run, pending, workers, stop):
+                    yielded += 1
+                    answered.add(task.key)
+                    if isinstance(error, CircuitOpen) and stop_reason is None:
+                        stop_reason = str(error)
                     if error is None:
                         journal.append(record)
                     elif isinstance(error, FatalLLMError):
@@ -349,20 +367,39 @@ def run_generation(plan: GenerationPlan, *, progress: bool = True) -> Generation
                         bar.update(1)
                         bar.set_postfix(failed=len(failures), requests=stats.requests,
                                         tokens=stats.tokens, refresh=False)
+            except KeyboardInterrupt:
+                kept = len(journal.records) - journaled_before
+                raise Interrupted(
+                    f"interrupted: {kept} answer(s) finished in this run are kept in the journal "
+                    f"{str(plan.journal_path)!r} (no knowledge file was written); run the same "
+                    "command again to continue" if plan.journal_path else
+                    "interrupted: nothing was written (no journal without --out)") from None
             finally:
                 stop.set()
                 if bar is not None:
                     bar.close()
         records = {t.key: journal.get(t.key) for t in plan.tasks}
+    not_asked = len(pending) - yielded
+    succeeded = yielded - len(failures)
+    if pending and succeeded == 0 and reused == 0:
+        first = failures[0][1] if failures else "no task finished"
+        unusable = all("usable answer" in reason for _, reason in failures)
+        hint = ("the model's answers were unusable: try a stronger model or a larger --max-tokens"
+                if failures and unusable else
+                "check that the server is reachable (--base-url), the model name and the API key")
+        raise LLMError(f"no question was answered ({len(failures)} failed, {not_asked} not asked; "
+                       f"first failure: {first}); no knowledge file was written; {hint}, then run "
+                       "the same command again")
 
     knowledge, items, rejected = _assemble(plan, records, wordnet_syns, failed_tasks)
     if plan.out is not None:
         knowledge.save(plan.out)
-    failed_classes = {i for t in failed_tasks for i in t.classes}
+    failed_classes = {i for t in failed_tasks for i in t.classes} | {
+        i for t in pending if t.key not in answered for i in t.classes}
     summary = GenerationSummary(
         classes=len(plan.specs), classes_complete=len([i for i in plan.scope if i not in failed_classes]),
-        tasks=len(plan.tasks), reused=reused, asked=len(pending) - len(failed_tasks),
-        failures=failures, stats=stats, items=items, rejected_analogous=rejected,
+        tasks=len(plan.tasks), reused=reused, asked=succeeded,
+        failures=failures, not_asked=not_asked, stop_reason=stop_reason, stats=stats, items=items, rejected_analogous=rejected,
         seconds=time.monotonic() - started, out=plan.out, journal=plan.journal_path)
     return GenerationResult(plan=plan, knowledge=knowledge, summary=summary)
 

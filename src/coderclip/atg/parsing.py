@@ -121,6 +121,38 @@ def clean_item(item: Any, *, names_only: bool = False) -> str:
     return s
 
 
+#: Items that are the answer layout's own placeholders, not content ("feature", "item 2", "...").
+_PLACEHOLDER = re.compile(
+    r"^[\[<({]?\s*(feature|item|name|attribute|synonym|look-?alike|example|class|difference|"
+    r"object|thing|text|answer|value|string)s?\s*\d*\s*[\]>)}]?$|^[.…\s]*$|^(etc|and so on)$",
+    re.IGNORECASE)
+
+
+def is_placeholder(item: str) -> bool:
+    """Whether ``item`` only repeats a layout placeholder of the prompt ("feature", "<item>")."""
+    return bool(_PLACEHOLDER.match(item.strip()))
+
+
+def is_sentence(item: str) -> bool:
+    """Whether ``item`` reads as a whole sentence (a one-sentence answer given instead of a list)."""
+    words = item.split()
+    verbs = {"is", "are", "has", "have", "looks", "look", "can", "typically", "usually", "often"}
+    return len(words) >= 8 or (len(words) >= 5 and any(w.casefold() in verbs for w in words[1:]))
+
+
+def drop_cut_tail(text: str) -> str:
+    """``text`` without its last, possibly incomplete item: for an answer cut off at the token
+    limit ("... - a tennis"). JSON answers are left alone (only complete strings are read)."""
+    t = text.rstrip()
+    if _looks_like_json(t):
+        return text
+    if "\n" in t:
+        return t.rsplit("\n", 1)[0]
+    if "," in t:
+        return t.rsplit(",", 1)[0]
+    return ""
+
+
 def finalize(items: Iterable[str], *, limit: int, exclude: Iterable[str] = (),
              max_chars: int = 150, max_words: int = 20) -> list[str]:
     """De-duplicate (order kept), drop overlong or empty-ish items and those equal to an excluded
@@ -132,6 +164,8 @@ def finalize(items: Iterable[str], *, limit: int, exclude: Iterable[str] = (),
             continue
         if len(it) < 2 or it.casefold() in _ARTICLES:
             continue  # an answer cut off after its first word
+        if is_placeholder(it):
+            continue
         if normalize_name(it) in banned or normalize_name(_drop_article(it)) in banned:
             continue
         kept.append(it)

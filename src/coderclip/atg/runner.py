@@ -20,9 +20,10 @@ from ..knowledge.templates import DomainTemplates
 from .analogous import AnalogousFilter
 from .classes import ClassSpec
 from .config import GenerationConfig
-from .llm.base import LLM, ChatRequest, FatalLLMError, RequestAdapted, TransientLLMError
 from ..knowledge.lint import clean_contrast_feature
-from .parsing import finalize, parse_list, parse_pair
+from .llm.base import (LLM, ChatRequest, CircuitOpen, FatalLLMError, MalformedReply, RequestAdapted,
+                       TransientLLMError)
+from .parsing import drop_cut_tail, finalize, is_sentence, parse_list, parse_pair
 from .plan import Task, build_prompt
 from .prompts import ATTRIBUTE_EXAMPLE, Prompt
 
@@ -46,12 +47,23 @@ class RunStats:
     unusable_answers: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Requests in a row (over all workers) that could not connect; reset by any answer.
+    connection_failures_in_a_row: int = 0
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
         with self._lock:
             for k, v in counts.items():
                 setattr(self, k, getattr(self, k) + v)
+
+    def connection_failed(self) -> int:
+        with self._lock:
+            self.connection_failures_in_a_row += 1
+            return self.connection_failures_in_a_row
+
+    def answered(self) -> None:
+        with self._lock:
+            self.connection_failures_in_a_row = 0
 
     @property
     def tokens(self) -> int:
@@ -101,8 +113,22 @@ class TaskRunner:
             except RequestAdapted as e:
                 log.info("%s: %s", label, e)
                 continue  # same question, asked the way the server accepts
+            except MalformedReply as e:
+                self.stats.answered()
+                self.stats.add(unusable_answers=1)
+                bad += 1
+                if bad > self.config.max_bad_answers:
+                    raise LLMError(f"no usable answer in {bad} tries ({e})") from None
+                log.info("%s: %s; asking again", label, e)
+                continue
             except TransientLLMError as e:
                 self.stats.add(transient_failures=1)
+                if e.connection:
+                    in_a_row = self.stats.connection_failed()
+                    if in_a_row >= self.config.max_connection_failures:
+                        raise CircuitOpen(
+                            f"stopped asking: {in_a_row} requests in a row could not connect ({e})"
+                        ) from None
                 if transient >= policy.max_retries:
                     raise LLMError(f"gave up after {transient + 1} attempts: {e}") from None
                 wait = policy.delay(transient, e.retry_after)
@@ -111,9 +137,11 @@ class TaskRunner:
                 if self.stop.wait(wait):
                     raise Stopped() from None
                 continue
+            self.stats.answered()
             self.stats.add(prompt_tokens=result.prompt_tokens,
                            completion_tokens=result.completion_tokens)
-            parsed = parse(result.text)
+            text = drop_cut_tail(result.text) if result.truncated else result.text
+            parsed = parse(text)
             if parsed is not None:
                 return parsed, result.text
             self.stats.add(unusable_answers=1)
@@ -153,6 +181,8 @@ class TaskRunner:
             items = parse_list(text, names_only=names_only)
             if items is None:
                 return None
+            if kind == "attributes" and len(items) == 1 and is_sentence(items[0]):
+                return None  # one sentence instead of a list: ask again
             kept = finalize(items, limit=limit, exclude=exclude)
             if not kept and items and kind != "synonyms":
                 return None  # everything was unusable (overlong, the name itself)
@@ -212,7 +242,8 @@ class TaskRunner:
 
 
 def run_parallel(fn: Callable[[Task], dict[str, Any]], tasks: Sequence[Task], workers: int,
-                 stop: threading.Event, stop_on: tuple[type[BaseException], ...] = (FatalLLMError,),
+                 stop: threading.Event,
+                 stop_on: tuple[type[BaseException], ...] = (FatalLLMError, CircuitOpen),
                  ) -> Iterator[tuple[Task, dict[str, Any] | None, BaseException | None]]:
     """Run ``fn`` over ``tasks`` on ``workers`` daemon threads; yield ``(task, record, error)`` in
     completion order. Stops handing out tasks once ``stop`` is set, which an error of a

@@ -139,8 +139,9 @@ class TextEmbeddingCache:
         return out, missing
 
     # ------------------------------------------------------------------ writing
-    def add(self, texts: Sequence[str], embeddings: torch.Tensor) -> None:
-        """Persist new embeddings ``[n, D]`` (float32, on any device) as one new shard."""
+    def add(self, texts: Sequence[str], embeddings: torch.Tensor, compact: bool = True) -> None:
+        """Persist new embeddings ``[n, D]`` (float32, on any device) as one new shard (and merge
+        the shards when there are too many, unless ``compact`` is false)."""
         if len(texts) == 0:
             return
         emb = embeddings.detach().to("cpu", torch.float32).contiguous()
@@ -153,7 +154,7 @@ class TextEmbeddingCache:
             log.warning("could not write the text-embedding cache in %s (%s); continuing without it",
                         self.folder, e.strerror or e)
             return
-        if len(self._shards()) > MAX_SHARDS:
+        if compact and len(self._shards()) > MAX_SHARDS:
             self.compact()
 
     def _write(self, path: Path, texts: list[str], emb: torch.Tensor) -> None:
@@ -192,21 +193,58 @@ class TextEmbeddingCache:
             s.unlink(missing_ok=True)
 
 
+#: Texts encoded between two saves of a cache shard while building a text bank: an interrupted
+#: or killed build loses at most this many encodings.
+SAVE_EVERY = 4096
+
+
 def cached_encode(texts: Sequence[str], encode: Callable[[list[str]], torch.Tensor],
-                  cache: TextEmbeddingCache | None, dim: int | None = None) -> tuple[torch.Tensor, int]:
+                  cache: TextEmbeddingCache | None, dim: int | None = None,
+                  save_every: int | None = None) -> tuple[torch.Tensor, int]:
     """Embeddings ``[len(texts), D]`` (float32, CPU) for ``texts``, encoding only cache misses.
 
+    Misses are encoded ``save_every`` at a time and each part is saved as a cache shard at once,
+    so an interrupted build resumes where it stopped. Ctrl-C finishes the part in hand, saves it
+    and raises :class:`~coderclip.errors.Interrupted` saying how much was kept.
     Returns the embeddings and the number of texts that had to be encoded.
     """
+    from ..errors import Interrupted
+    from ..interrupt import finish_batch_on_interrupt, stop_requested
+
     texts = list(texts)
+    save_every = max(1, int(save_every or SAVE_EVERY))
     if cache is None:
-        return encode(texts).to("cpu", torch.float32), len(texts)
-    out, missing = cache.load(texts, dim)
-    if missing:
-        new = encode([texts[i] for i in missing]).to("cpu", torch.float32)
-        cache.add([texts[i] for i in missing], new)
-        if out is None:
-            out = torch.zeros(len(texts), new.shape[1])
-        out[torch.tensor(missing)] = new
+        out, missing = None, list(range(len(texts)))
+    else:
+        out, missing = cache.load(texts, dim)
+    if not missing:
+        assert out is not None
+        return out, 0
+    done = 0
+
+    def kept() -> str:
+        if cache is None:
+            return (f"text embeddings: {done} of {len(missing)} texts were encoded but not kept "
+                    "(--no-cache); run again without --no-cache to keep finished parts")
+        return (f"text embeddings: {done} of {len(missing)} new texts encoded and saved in the cache "
+                f"({cache.folder}); run the same command again to continue from there")
+
+    with finish_batch_on_interrupt("the text part in hand"):
+        try:
+            for start in range(0, len(missing), save_every):
+                part = missing[start:start + save_every]
+                new = encode([texts[i] for i in part]).to("cpu", torch.float32)
+                if cache is not None:
+                    cache.add([texts[i] for i in part], new, compact=False)
+                if out is None:
+                    out = torch.zeros(len(texts), new.shape[1])
+                out[torch.tensor(part)] = new
+                done += len(part)
+                if stop_requested():
+                    raise Interrupted(kept())
+        except KeyboardInterrupt:
+            raise Interrupted(kept()) from None
+    if cache is not None and len(cache._shards()) > MAX_SHARDS:
+        cache.compact()
     assert out is not None
     return out, len(missing)

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from . import example_formatter
-from ._common import MODEL_HELP, add_methods_arg, add_rerank_args
+from ._common import MODEL_HELP, add_methods_arg, add_rerank_args, non_negative_int, positive_int
 
 EXAMPLES = """\
 examples:
@@ -43,8 +43,8 @@ def add_parser(sub) -> None:
     m.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     m.add_argument("--precision", default=None, choices=["fp32", "fp16", "bf16"],
                    help="default: fp16 on GPU, fp32 on CPU")
-    m.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
-    m.add_argument("--workers", type=int, default=None, help="image decoding processes (default: up to 4)")
+    m.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (default 64)")
+    m.add_argument("--workers", type=non_negative_int, default=None, help="image decoding processes (default: up to 4)")
     m.add_argument("--no-cache", action="store_true",
                    help="do not read or write the text-embedding and image-feature caches")
     add_rerank_args(p)
@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if len(knowledge) != len(args.dataset):
         raise ConfigError(f"{len(args.dataset)} --dataset but {len(knowledge)} --knowledge; give "
                           "none, or one per --dataset in the same order")
+    from ..outputs import check_output_dir
+
+    check_output_dir(args.out, "--out")
     datasets = [BenchmarkDataset(n, r, k) for n, r, k in zip(args.dataset, args.root, knowledge)]
     report = run_benchmark(datasets, args.model, tau=args.tau, top_k=args.rerank_k,
                            methods=args.methods,

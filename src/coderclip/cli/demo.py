@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import example_formatter
+from ._common import positive_int, unit_interval
 
 EXAMPLES = """\
 examples:
@@ -29,12 +30,12 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="coderclip-demo", help="folder for report.json and chart.png "
                                                            "(default ./coderclip-demo)")
     p.add_argument("--weights", default=None, help="image tower weights (default: the shipped ones)")
-    p.add_argument("--per-class", type=int, default=None,
+    p.add_argument("--per-class", type=positive_int, default=None,
                    help="test images per class (default 50, the recorded setting)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
-    p.add_argument("--rerank-k", type=int, default=DEFAULT_TOP_K,
+    p.add_argument("--rerank-k", type=positive_int, default=DEFAULT_TOP_K,
                    help=f"candidates the one-vs-one rerank considers (default {DEFAULT_TOP_K})")
-    p.add_argument("--tau", type=float, default=DEFAULT_TAU,
+    p.add_argument("--tau", type=unit_interval, default=DEFAULT_TAU,
                    help=f"rerank samples whose p(top1) - p(top2) < tau (default {DEFAULT_TAU})")
     p.add_argument("--no-cache", action="store_true", help="do not use the text-embedding cache")
     p.set_defaults(func=run)
@@ -55,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tau must be within [0, 1], got {args.tau}")
     if args.rerank_k < 1:
         raise ConfigError(f"--rerank-k must be at least 1, got {args.rerank_k}")
+    from ..outputs import check_output_dir
+
+    check_output_dir(args.out, "--out")
     log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
     report = run_demo(args.out, weights=args.weights, per_class=per_class, device=args.device,
                       tau=args.tau, top_k=args.rerank_k, cache=not args.no_cache, log=log)

@@ -14,6 +14,7 @@ EXAMPLES = """\
 examples:
   coderclip evaluate data/val/ --model open_clip:ViT-B-32:openai --knowledge food101
   coderclip evaluate manifest.csv -m hf:/models/siglip-base -k knowledge.json --report report.json
+  coderclip evaluate val.csv -m open_clip:ViT-B-32:openai -k imagenet --engine ray --address auto
 
 DATA is a folder with one sub-folder of images per class (the sub-folder name is the class name),
 or a CSV file with the columns path,label. Labels are read only after all predictions are made.
@@ -32,25 +33,67 @@ def add_parser(sub) -> None:
     add_rerank_args(p)
     add_methods_arg(p)
     p.add_argument("--report", default=None, help="write the JSON report here")
+    g = p.add_argument_group("large datasets")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: embed the images on a Ray cluster (pip install 'coderclip[ray]'); "
+                        "the report is the same")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster to join (e.g. auto); default: a local instance")
+    g.add_argument("--actors", type=int, default=1, help="model replicas on Ray (default 1)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..datasets import open_dataset
     from ..evaluation.run import evaluate
+    from ..outputs import check_output_file
     from ..reports.tables import format_summary
 
+    check_output_file(args.report, "--report")
     knowledge = load_knowledge_from_args(args, class_names=None) if (args.knowledge or args.classes) else None
     dataset = open_dataset(args.data, class_names=knowledge.class_names if knowledge else None)
     if knowledge is None:
         knowledge = load_knowledge_from_args(args, class_names=dataset.class_names)
+    else:
+        knowledge, dataset = _only_present_classes(args.data, knowledge, dataset)
     encoder = load_model(args)
+    encoded_batches = None
+    if args.engine == "ray":
+        import functools
+
+        from ..scale.ray_engine import ray_encoded_batches
+
+        encoded_batches = functools.partial(ray_encoded_batches, model=args.model,
+                                            address=args.address, workers=args.actors,
+                                            device=args.device, precision=args.precision)
     report = evaluate(encoder, knowledge, dataset, tau=args.tau, top_k=args.rerank_k,
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
                       show_progress_bar=sys.stderr.isatty(),
-                      knowledge_source=args.knowledge, methods=args.methods)
+                      knowledge_source=args.knowledge, methods=args.methods,
+                      encoded_batches=encoded_batches)
     print(format_summary(report))
     if args.report:
         write_json(report, args.report)
         print(f"report written to {args.report}")
     return 0
+
+
+def _only_present_classes(data: str, knowledge, dataset):
+    """For a folder of class folders, score against the classes it has folders for (as
+    ``benchmark -d folder`` does), not every class of a larger knowledge file."""
+    from pathlib import Path
+
+    from ..datasets import open_dataset
+    from ..datasets.base import class_folders, folder_name
+    from ..names import normalize_name
+
+    if not Path(data).is_dir():
+        return knowledge, dataset
+    present = {normalize_name(folder_name(f.name)) for f in class_folders(data)}
+    keep = [n for n in knowledge.class_names if normalize_name(n) in present]
+    if len(keep) == len(knowledge):
+        return knowledge, dataset
+    print(f"coderclip evaluate: scoring against the {len(keep)} classes that have a folder in "
+          f"{data!r} (the knowledge has {len(knowledge)})", file=sys.stderr)
+    knowledge = knowledge.align(keep)
+    return knowledge, open_dataset(data, class_names=knowledge.class_names)

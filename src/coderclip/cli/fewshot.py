@@ -7,7 +7,8 @@ import argparse
 import sys
 
 from . import example_formatter
-from ._common import add_knowledge_args, add_model_args, load_knowledge_from_args, load_model
+from ._common import (add_knowledge_args, add_model_args, load_knowledge_from_args, load_model,
+                      non_negative_float, non_negative_int, positive_float, positive_int)
 
 EXAMPLES = """\
 examples:
@@ -40,20 +41,20 @@ def add_parser(sub) -> None:
     add_model_args(p)
     add_knowledge_args(p)
     g = p.add_argument_group("protocol")
-    g.add_argument("--shots", type=int, nargs="+", default=list(DEFAULT_SHOTS),
+    g.add_argument("--shots", type=positive_int, nargs="+", default=list(DEFAULT_SHOTS),
                    help=f"shots per class (default {' '.join(map(str, DEFAULT_SHOTS))})")
     g.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS),
                    help=f"seeds (default {' '.join(map(str, DEFAULT_SEEDS))})")
     g.add_argument("--methods", nargs="+", default=["tip-adapter", "coder-adapter"],
                    choices=["tip-adapter", "coder-adapter"], help="adapters to run (default both)")
-    g.add_argument("--views", type=int, default=DEFAULT_VIEWS,
+    g.add_argument("--views", type=non_negative_int, default=DEFAULT_VIEWS,
                    help=f"augmented views averaged per support image (default {DEFAULT_VIEWS}; "
                         "0: no augmentation)")
-    g.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+    g.add_argument("--alpha", type=non_negative_float, default=DEFAULT_ALPHA,
                    help=f"alpha of the validation-free setting (default {DEFAULT_ALPHA})")
-    g.add_argument("--beta", type=float, default=DEFAULT_BETA,
+    g.add_argument("--beta", type=positive_float, default=DEFAULT_BETA,
                    help=f"beta of the validation-free setting (default {DEFAULT_BETA})")
-    g.add_argument("--refine", type=int, default=DEFAULT_REFINE,
+    g.add_argument("--refine", type=non_negative_int, default=DEFAULT_REFINE,
                    help=f"points per axis of the refined grid around the coarse best "
                         f"(default {DEFAULT_REFINE})")
     p.add_argument("--output-dir", "-o", default=None,
@@ -78,8 +79,14 @@ def run(args: argparse.Namespace) -> int:
     from ..fewshot import Augmentation, SearchSpace, format_summary, run_fewshot, write_report
     from ..knowledge.packs import has_pack
 
+    from ..outputs import check_output_dir
+
+    from ..fewshot.sampling import check_shots
+
     train, val, test = _splits(args)
+    check_shots(args.shots, train.labels(), len(train.class_names))  # before the model loads
     name = args.dataset or train.name
+    out_dir = check_output_dir(args.output_dir or f"fewshot-{name}", "--output-dir")
     if not args.knowledge and not args.classes and args.dataset and has_pack(args.dataset):
         args.knowledge = args.dataset          # the shipped knowledge pack of that benchmark
     knowledge = load_knowledge_from_args(args, class_names=train.class_names)
@@ -93,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         search=SearchSpace(refine=args.refine), fixed=(args.alpha, args.beta),
         batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
         show_progress_bar=sys.stderr.isatty(), knowledge_source=args.knowledge)
-    paths = write_report(report, args.output_dir or f"fewshot-{name}")
+    paths = write_report(report, out_dir)
     print(format_summary(report))
     print("\nreports written: " + ", ".join(str(p) for p in paths.values()))
     return 0

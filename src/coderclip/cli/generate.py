@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import example_formatter
+from ._common import cosine, non_negative_float, non_negative_int, positive_float, positive_int
 
 EXAMPLES = """\
 examples:
@@ -71,19 +72,19 @@ def add_parser(sub) -> None:
                    help="comma-separated knowledge types (default: all four)")
     g.add_argument("--synonyms-from", choices=["wordnet", "llm", "both"], default="wordnet",
                    help="synonyms from WordNet (offline, default), the LLM, or both")
-    g.add_argument("--attributes", type=int, default=8, metavar="N", help="attributes per class (8)")
-    g.add_argument("--analogous", type=int, default=5, metavar="N", help="look-alikes per class (5)")
-    g.add_argument("--synonyms", type=int, default=5, metavar="N", help="synonyms per class, at most (5)")
-    g.add_argument("--contrast-features", type=int, default=3, metavar="N",
+    g.add_argument("--attributes", type=positive_int, default=8, metavar="N", help="attributes per class (8)")
+    g.add_argument("--analogous", type=positive_int, default=5, metavar="N", help="look-alikes per class (5)")
+    g.add_argument("--synonyms", type=positive_int, default=5, metavar="N", help="synonyms per class, at most (5)")
+    g.add_argument("--contrast-features", type=positive_int, default=3, metavar="N",
                    help="features per side of a contrast pair (3)")
-    g.add_argument("--neighbours", type=int, default=3, metavar="M",
+    g.add_argument("--neighbours", type=positive_int, default=3, metavar="M",
                    help="contrast each class with its M nearest classes by name prompt (3)")
     g.add_argument("--pairs-file", default=None,
                    help="contrast exactly these pairs (lines 'a,b' or 'a<TAB>b', or JSON [[a, b], ...])")
-    g.add_argument("--analogous-threshold", type=float, default=0.9,
+    g.add_argument("--analogous-threshold", type=cosine, default=0.9,
                    help="reject a look-alike whose name prompt has cosine above this with another "
                         "class's name prompt (0.9)")
-    g.add_argument("--max-reasks", type=int, default=2,
+    g.add_argument("--max-reasks", type=non_negative_int, default=2,
                    help="extra questions for replacements of rejected look-alikes (2)")
     g.add_argument("--only", action="append", default=None, metavar="CLASS",
                    help="generate for this class only (repeatable); others are left untouched")
@@ -100,12 +101,12 @@ def add_parser(sub) -> None:
                         "openai:; keys are never read from the command line)")
     c.add_argument("--structured", choices=["auto", "on", "off"], default="auto",
                    help="ask for JSON-schema output (auto: if the server accepts it)")
-    c.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0)")
-    c.add_argument("--max-tokens", type=int, default=400, help="answer length limit in tokens (400)")
-    c.add_argument("--timeout", type=float, default=60.0, help="seconds per request (60)")
-    c.add_argument("--max-retries", type=int, default=5,
+    c.add_argument("--temperature", type=non_negative_float, default=0.0, help="sampling temperature (0)")
+    c.add_argument("--max-tokens", type=positive_int, default=400, help="answer length limit in tokens (400)")
+    c.add_argument("--timeout", type=positive_float, default=60.0, help="seconds per request (60)")
+    c.add_argument("--max-retries", type=non_negative_int, default=5,
                    help="retries per request after timeouts, 429 and 5xx (5)")
-    c.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (4)")
+    c.add_argument("--concurrency", type=positive_int, default=4, help="requests in flight at once (4)")
 
     p.add_argument("--dry-run", action="store_true",
                    help="print the prompts and the number of calls; ask and write nothing")
@@ -119,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.classes is None and args.base is None:
         raise ConfigError("give --classes (a class list) or --base (a knowledge file or pack)")
+    if not args.dry_run:
+        from ..outputs import check_output_file
+
+        check_output_file(args.out, "--out")
     types = tuple(t.strip() for t in args.types.split(",") if t.strip())
     if args.max_retries < 0:
         raise ConfigError(f"--max-retries must be 0 or more, got {args.max_retries}")

@@ -143,8 +143,11 @@ def run_validate(args: argparse.Namespace) -> int:
 def run_merge(args: argparse.Namespace) -> int:
     from ..knowledge import load_knowledge
 
+    from ..outputs import check_output_file
+
     base = load_knowledge(args.base)
     other = load_knowledge(args.other)
+    check_output_file(args.out, "--out")
     types = [t.strip() for t in args.types.split(",") if t.strip()] if args.types else None
     merged = base.merge(other, types=types, mode=args.mode)
     merged.save(args.out)

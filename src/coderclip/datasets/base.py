@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import itertools
+import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import numpy as np
 from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES
 from ..names import normalize_name
+
+log = logging.getLogger(__name__)
 
 
 _EVENTS = itertools.count(1)
@@ -85,31 +89,69 @@ class ImageDataset(LabelLog):
                 "classes": len(self.class_names)}
 
 
+def folder_name(name: str) -> str:
+    """A class name from a folder name: ``_`` read as a space, and a name that is not UTF-8
+    decoded as Latin-1 (the usual origin of such names) instead of keeping undecodable bytes."""
+    raw = os.fsencode(name)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.replace("_", " ")
+
+
+def class_folders(root: str | Path) -> list[Path]:
+    """The class sub-folders of ``root`` in sorted order (hidden ones skipped)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {str(root)!r} does not exist")
+    try:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as e:
+        raise DatasetError(f"cannot list dataset folder {str(root)!r}: {e.strerror or e}") from None
+    if not folders:
+        raise DatasetError(f"{root}: expected one sub-folder per class, found none")
+    return folders
+
+
 def from_folder(root: str | Path, name: str | None = None, domain: str = "generic",
                 class_names: Sequence[str] | None = None) -> ImageDataset:
     """A folder with one sub-folder of images per class; classes in sorted sub-folder order
     unless ``class_names`` gives the order (matched by normalised name)."""
     root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"dataset folder {str(root)!r} does not exist")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise DatasetError(f"{root}: expected one sub-folder per class, found none")
-    names = [f.name.replace("_", " ") for f in folders]
+    folders = class_folders(root)
+    names = [folder_name(f.name) for f in folders]
     order = list(range(len(folders)))
     if class_names is not None:
         index = {normalize_name(n): i for i, n in enumerate(class_names)}
-        unknown = [f.name for f in folders if normalize_name(f.name) not in index]
+        unknown = [n for n in names if normalize_name(n) not in index]
         if unknown:
             raise DatasetError(f"{root}: sub-folders {unknown[:5]} are not among the given classes")
-        order = [index[normalize_name(f.name)] for f in folders]
+        order = [index[normalize_name(n)] for n in names]
         names = list(class_names)
     paths, labels = [], []
+    unreadable: list[str] = []
     for f, label in zip(folders, order):
-        files = sorted(p for p in f.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = []
+        for folder, dirs, found in os.walk(f, onerror=lambda e: unreadable.append(os.fsdecode(e.filename))):
+            dirs.sort()
+            files.extend(Path(folder) / n for n in found if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+        dangling = [p for p in files if not p.is_file() and p.is_symlink()]
+        if dangling:
+            log.warning("%s: skipping %d symbolic link(s) to missing files, e.g. %s", f,
+                        len(dangling), dangling[0])
+        files = sorted(p for p in files if p.is_file())
         paths.extend(files)
         labels.extend([label] * len(files))
+    if unreadable:
+        raise DatasetError(f"{root}: cannot read the folder(s) {unreadable[:3]}; fix their "
+                           "permissions (their images would silently be missing from the evaluation)")
     return ImageDataset(name or root.name, names, paths, np.array(labels), domain=domain, root=str(root))
+
+
+#: First-row cells that mark a CSV header (path column, label column), compared in lower case.
+_PATH_HEADERS = {"path", "file", "filename", "file_name", "image", "img", "image_path", "filepath"}
+_LABEL_HEADERS = {"label", "class", "class_name", "classname", "category", "target", "name"}
 
 
 def from_csv(path: str | Path, name: str | None = None, domain: str = "generic",
@@ -124,7 +166,8 @@ def from_csv(path: str | Path, name: str | None = None, domain: str = "generic",
     except (UnicodeDecodeError, csv.Error) as e:
         raise DatasetError(f"{path}: cannot parse as UTF-8 CSV ({e})") from None
     rows = [r for r in rows if r and any(c.strip() for c in r)]
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
+    if rows and len(rows[0]) >= 2 and rows[0][0].strip().lower() in _PATH_HEADERS \
+            and rows[0][1].strip().lower() in _LABEL_HEADERS:
         rows = rows[1:]
     if not rows:
         raise DatasetError(f"{path}: no rows")

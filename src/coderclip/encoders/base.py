@@ -61,7 +61,8 @@ class Encoder(abc.ABC):
                 pixels = torch.stack([self.preprocess(im) if isinstance(im, Image.Image) else im
                                       for im in chunk])
             pixels = pixels.to(self.device, self.dtype, non_blocking=True)
-            out[start:start + len(chunk)] = _normalize(self._encode_image_batch(pixels))
+            out[start:start + len(chunk)] = _finite(_normalize(self._encode_image_batch(pixels)),
+                                                    self, "images")
         return out
 
     @torch.inference_mode()
@@ -79,7 +80,7 @@ class Encoder(abc.ABC):
         for start in _progress(range(0, n, batch_size), show_progress_bar, "texts", n, batch_size):
             idx = order[start:start + batch_size]
             emb = self._encode_text_batch([texts[i] for i in idx])
-            out[torch.as_tensor(idx, device=self.device)] = _normalize(emb)
+            out[torch.as_tensor(idx, device=self.device)] = _finite(_normalize(emb), self, "texts")
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -94,6 +95,19 @@ class Encoder(abc.ABC):
 def _normalize(x: torch.Tensor) -> torch.Tensor:
     x = x.float()
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _finite(x: torch.Tensor, encoder: Encoder, what: str) -> torch.Tensor:
+    """``x`` unchanged, or :class:`ModelOutputError` if any row holds NaN or inf."""
+    bad = ~torch.isfinite(x).all(dim=1)
+    if bool(bad.any()):
+        from ..errors import ModelOutputError
+
+        raise ModelOutputError(
+            f"the model {encoder.name} produced NaN or infinite embeddings for {int(bad.sum())} of "
+            f"{x.shape[0]} {what} in a batch ({str(encoder.dtype).replace('torch.', '')}); try "
+            "--precision fp32, and check that the weights are not damaged")
+    return x
 
 
 def _progress(it, enabled: bool, what: str, n: int, batch_size: int):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
 from .._io import atomic_write_text, file_sha256
+
+log = logging.getLogger(__name__)
 
 
 def weights_fingerprint(path: str | os.PathLike) -> str:
@@ -34,8 +37,11 @@ def _file_digest(f: Path) -> str:
     key = hashlib.sha256(f"{f}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:32]
     memo = cache_dir() / "fingerprints" / f"{key}.json"
     try:
-        return json.loads(memo.read_text())["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
+        found = json.loads(memo.read_text())["sha256"]
+        if isinstance(found, str) and len(found) == 64 and all(c in "0123456789abcdef" for c in found):
+            return found
+        log.warning("ignoring the damaged fingerprint memo %s; hashing %s again", memo, f)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         pass
     digest = file_sha256(f)
     try:

@@ -55,6 +55,7 @@ class HFClipEncoder(Encoder):
                 raise ModelLoadError(f"could not load transformers model {model_id!r}: "
                                      f"{_first_line(e2)}") from e2
         model, self.tokenizer, self.image_processor = parts
+        _check_tokenizer(self.tokenizer, model_id)
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise ModelLoadError(
                 f"transformers model {model_id!r} ({type(model).__name__}) is not a dual image-text "
@@ -94,6 +95,20 @@ class HFClipEncoder(Encoder):
         if self.fixed_length:
             tok.pop("attention_mask", None)
         return _features(self.model.get_text_features(**tok))
+
+
+def _check_tokenizer(tokenizer, model_id: str) -> None:
+    """Refuse a tokenizer that cannot tell texts apart: transformers builds an almost empty one
+    (only special tokens) from a folder without tokenizer files, and every class would get the
+    same embedding."""
+    probe = ["a photo of a dog", "a photo of a cat", "red"]
+    ids = [tuple(tokenizer(t)["input_ids"]) for t in probe]
+    if len(set(ids)) < len(ids):
+        raise ModelLoadError(
+            f"the tokenizer of transformers model {model_id!r} cannot tell texts apart (it has "
+            f"{len(tokenizer)} tokens): the tokenizer files (tokenizer.json, or vocab.json and "
+            "merges.txt) are missing or broken; save them next to the model with "
+            "tokenizer.save_pretrained(folder) or processor.save_pretrained(folder)")
 
 
 def _features(out) -> torch.Tensor:

@@ -53,6 +53,8 @@ class OpenClipEncoder(Encoder):
         except Exception as e:  # open_clip raises RuntimeError/ValueError/FileNotFoundError/KeyError
             raise ModelLoadError(_load_failure(model, pretrained, e)) from e
         self.model = clip.eval()
+        if weights_id == "random-init":  # two random models must not share cached embeddings
+            weights_id = f"random-init:{parameters_fingerprint(self.model)}"
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.context_length = getattr(tokenizer, "context_length", None)
@@ -73,6 +75,17 @@ class OpenClipEncoder(Encoder):
         if self.trim_text:
             return encode_text_trimmed(self.model, tokens)
         return self.model.encode_text(tokens)
+
+
+def parameters_fingerprint(model: torch.nn.Module) -> str:
+    """SHA-256 (16 hex digits) of a model's parameters and buffers, in state-dict order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy().data)
+    return h.hexdigest()[:16]
 
 
 def supports_trimmed_text(model) -> bool:
@@ -170,6 +183,9 @@ def _check_weights(model: str, pretrained: str | None, cache_dir: str | None) ->
         return "random-init", False
     path = Path(os.path.expanduser(pretrained))
     if path.is_file():
+        from .safe_load import check_checkpoint
+
+        check_checkpoint(path)
         return f"sha256:{weights_fingerprint(path)}", True
     if path.suffix in (".pt", ".pth", ".bin", ".safetensors", ".ckpt") or os.sep in pretrained:
         raise ModelLoadError(f"checkpoint file {pretrained!r} for open_clip model {model!r} does not exist")

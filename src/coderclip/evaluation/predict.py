@@ -94,27 +94,27 @@ class NothingScored(DatasetError):
 class ZeroShotPredictor:
     """Every method's predictions, accumulated batch by batch (no labels involved).
 
-    Tables are built once; :meth:`add` scores a batch of unit embeddings ``[n, D]`` in
-    ``O(n · C)`` time and memory and keeps only small integer rankings (``[n, 5]`` int32 per
-    method, ``[n]`` per τ / K), so memory grows by a few hundred bytes per image whatever the
-    number of classes; :meth:`result` returns them. ``methods``: which of :data:`METHOD_LABELS`
-    to compute (default: every one the bank has texts for); CODER + rerank and its sweeps are
-    always computed. ``device``: where scoring runs (default: the device of the first batch).
+    Tables are built once; :meth:`add` scores a batch of unit embeddings ``[n, D]`` and keeps only
+    small integer rankings (``[n, 5]`` int32 per method, ``[n]`` per τ / K), so memory grows by
+    about 200 bytes per image whatever the number of classes; :meth:`result` returns them.
+    ``device``: where scoring runs (default: the device of the first batch).
     """
 
     def __init__(self, bank: TextBank, tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K,
                  taus: Sequence[float] = DEFAULT_TAUS, ks: Sequence[int] = DEFAULT_KS,
-                 ablation: bool = True, methods: Sequence[str] | None = None,
-                 device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> None:
+                 ablation: bool = True, device: str | torch.device | None = None,
+                 dtype: torch.dtype | None = None, methods: Sequence[str] | None = None) -> None:
         self.bank, self.tau, self.top_k = bank, tau, top_k
+        # which methods to score (default DEFAULT_METHODS); CODER + rerank always
+        self.wanted = set(check_methods(methods)) | {"coder-rerank"}
         self.taus, self.ks, self.ablation = tuple(taus), tuple(ks), ablation
-        self.wanted = set(METHOD_LABELS if methods is None else check_methods(methods)) | {"coder-rerank"}
         self.device, self.dtype = device, dtype
         self.parts: dict[str, list[torch.Tensor]] = {}
-        self._tables: tuple | None = None
+        self._tables = None
 
-    def _build(self, device: torch.device) -> tuple:
-        dtype, bank = self.dtype or torch.float32, self.bank
+    def _build(self, device: torch.device) -> None:
+        dtype = self.dtype or torch.float32
+        bank = self.bank
         full = CoderTables.from_bank(bank, device=device, dtype=dtype)
         ladder = {name: CoderTables.from_bank(bank, types=types, device=device, dtype=dtype)
                   for name, types in ABLATION.items()} if self.ablation else {}
@@ -127,28 +127,30 @@ class ZeroShotPredictor:
         prototypes = {m: p for m, p in (("dclip", peers.dclip), ("cupl", peers.cupl),
                                         ("cupl-templates", peers.cupl_templates))
                       if p is not None and m in self.wanted}
-        return full, coder, ladder, peers, prototypes
+        waffle = peers.waffle if "waffle" in self.wanted else None
+        self._tables = (full, coder, ladder, prototypes, waffle)
 
     def _put(self, key: str, value: torch.Tensor) -> None:
         self.parts.setdefault(key, []).append(value.to("cpu", torch.int32))
 
     def add(self, xb: torch.Tensor) -> None:
-        """Score one batch of unit embeddings ``[n, D]``."""
+        """Score one batch ``[n, D]``; ``O(n · C)`` time and memory."""
         device = torch.device(self.device) if self.device is not None else xb.device
         if self._tables is None:
-            self._tables = self._build(device)
-        full, coder, ladder, peers, prototypes = self._tables
-        xb, put, wanted = xb.to(device), self._put, self.wanted
+            self._build(device)
+        full, coder, ladder, prototypes, waffle = self._tables
+        xb = xb.to(device)
+        put, wanted = self._put, self.wanted
         if "clip" in wanted:
             put("clip", _ranking(clip_scores(xb, full)))
         if full.ensemble_emb is not None and "clip-ensemble" in wanted:
             put("clip-ensemble", _ranking(clip_scores(xb, full, ensemble=True)))
         for m, p in prototypes.items():
             put(m, _ranking(prototype_scores(xb, p)))
-        if peers.waffle is not None and "waffle" in wanted:
-            for seed in range(peers.n_seeds):
-                r = _ranking(prototype_scores(xb, peers.waffle[seed]))
-                put("waffle" if seed == 0 else f"waffle@{seed}", r)
+        if waffle is not None:  # one ranking per random-descriptor set
+            for seed in range(waffle.shape[0]):
+                put("waffle" if seed == 0 else f"waffle@{seed}",
+                    _ranking(prototype_scores(xb, waffle[seed])))
         s = heuristic_scores(xb, coder)
         rest = _ranking(s)
         if "coder" in wanted:
@@ -181,13 +183,19 @@ class ZeroShotPredictor:
 def predict_zero_shot(x: torch.Tensor, bank: TextBank, tau: float = DEFAULT_TAU,
                       top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
                       ks: Sequence[int] = DEFAULT_KS, ablation: bool = True,
-                      batch_size: int = 8192, methods: Sequence[str] | None = None,
-                      device: str | torch.device | None = None) -> ZeroShotPredictions:
-    """All methods' predictions for unit image embeddings ``x`` ``[N, D]`` (no labels involved),
-    through a :class:`ZeroShotPredictor` in batches of ``batch_size`` (bounded memory)."""
+                      batch_size: int = 8192, device: str | torch.device | None = None,
+                      methods: Sequence[str] | None = None) -> ZeroShotPredictions:
+    """All methods' predictions for unit image embeddings ``x`` ``[N, D]`` (no labels involved).
+
+    ``methods``: which of :data:`METHOD_LABELS` to compute (default
+    :data:`~coderclip.defaults.DEFAULT_METHODS`, those the bank has texts for); CODER + rerank and
+    its sweeps are always computed.
+    Works through the images in batches of ``batch_size`` (:class:`ZeroShotPredictor`), so memory
+    stays bounded by one batch's ``[batch_size, C]`` scores plus the integer rankings.
+    """
     dtype = x.dtype if x.device.type != "cpu" else None  # GPU embeddings keep their precision
     pred = ZeroShotPredictor(bank, tau=tau, top_k=top_k, taus=taus, ks=ks, ablation=ablation,
-                             methods=methods, device=device, dtype=dtype)
+                             device=device, dtype=dtype, methods=methods)
     for start in range(0, x.shape[0], batch_size):
         pred.add(x[start:start + batch_size])
     return pred.result()

@@ -16,8 +16,7 @@ from ..scoring import DEFAULT_TAU, DEFAULT_TOP_K
 from .guard import LabelGuard
 from .metrics import score_zero_shot
 from ..pipeline import row_batches
-from .predict import (DEFAULT_KS, DEFAULT_TAUS, NothingScored, ZeroShotPredictor, bank_types,
-                      check_methods)
+from .predict import DEFAULT_KS, DEFAULT_TAUS, NothingScored, ZeroShotPredictor, bank_types
 from .provenance import provenance
 
 REPORT_FORMAT = "coderclip-zero-shot-report"
@@ -38,8 +37,8 @@ def predict_then_label(x: torch.Tensor | Iterable[torch.Tensor], bank: TextBank,
     predictions are final just before. Shared by :func:`evaluate`, the benchmark suite and the
     testbed demo, so all three follow the same order.
     """
-    pred = ZeroShotPredictor(bank, tau=tau, top_k=top_k, taus=taus, ks=ks,
-                             methods=check_methods(methods), device=device)
+    pred = ZeroShotPredictor(bank, tau=tau, top_k=top_k, taus=taus, ks=ks, device=device,
+                             methods=methods)
     for xb in (row_batches(x) if isinstance(x, torch.Tensor) else x):
         pred.add(xb)
     preds = pred.result()
@@ -53,14 +52,17 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              top_k: int = DEFAULT_TOP_K, taus: Sequence[float] = DEFAULT_TAUS,
              ks: Sequence[int] = DEFAULT_KS, batch_size: int = 64, num_workers: int | None = None,
              cache: bool = True, show_progress_bar: bool = False,
-             knowledge_source: str | None = None, methods: Sequence[str] | None = None) -> dict:
+             knowledge_source: str | None = None, methods: Sequence[str] | None = None,
+             encoded_batches: Callable | None = None) -> dict:
     """Evaluate every method on a labelled :class:`~coderclip.datasets.ImageDataset`.
 
     Order of work: align the knowledge to the dataset's classes (by name), build the text bank,
     embed and score the images batch by batch (embeddings are not kept), and only then read the
     labels. ``methods``: which methods to report (default
-    :data:`~coderclip.evaluation.predict.DEFAULT_METHODS`; CODER + rerank, its sweeps and the
-    ablation are always there); only their texts are encoded.
+    :data:`~coderclip.defaults.DEFAULT_METHODS`; CODER + rerank, its sweeps and the ablation are
+    always there); only their texts are encoded. ``encoded_batches`` replaces
+    :func:`~coderclip.images.iter_encoded_batches` (same arguments, same batches), e.g. with the
+    Ray engine's :func:`~coderclip.scale.ray_engine.ray_encoded_batches`.
     """
     from ..images import iter_encoded_batches
 
@@ -72,9 +74,9 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     failures: list[tuple[str, str]] = []
 
     def batches():
-        for idx, emb, bad in iter_encoded_batches(encoder, dataset.paths, batch_size=batch_size,
-                                                  num_workers=num_workers,
-                                                  show_progress_bar=show_progress_bar):
+        for idx, emb, bad in (encoded_batches or iter_encoded_batches)(
+                encoder, dataset.paths, batch_size=batch_size, num_workers=num_workers,
+                show_progress_bar=show_progress_bar):
             failures.extend(bad)
             if idx:
                 kept.extend(idx)

@@ -54,6 +54,17 @@ class FewShotSplit:
                 "val_images": int(len(self.val)), "classes_with_fewer_shots": list(self.short_classes)}
 
 
+def check_shots(shots: Sequence[int], train_labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Train images per class ``[C]``; raises if a K exceeds what every class has (a "100-shot"
+    run on 4 images per class would be a 4-shot run under another name)."""
+    counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=n_classes)
+    most = int(counts.max()) if len(counts) else 0
+    if shots and max(shots) > most:
+        raise ConfigError(f"--shots {max(shots)} asks for more training images per class than any "
+                          f"class has (at most {most}); the largest K this data supports is {most}")
+    return counts
+
+
 def plan_splits(train_labels: np.ndarray, val_labels: np.ndarray, n_classes: int,
                 shots: Sequence[int] = DEFAULT_SHOTS, seeds: Sequence[int] = DEFAULT_SEEDS,
                 val_per_class: int = VAL_PER_CLASS) -> dict[tuple[int, int], FewShotSplit]:
@@ -64,7 +75,7 @@ def plan_splits(train_labels: np.ndarray, val_labels: np.ndarray, n_classes: int
         raise ConfigError(f"shots must be positive integers, got {list(shots)}")
     if not seeds:
         raise ConfigError("give at least one seed")
-    train_counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=n_classes)
+    train_counts = check_shots(shots, train_labels, n_classes)
     empty = np.flatnonzero(train_counts == 0)
     if len(empty):
         raise ConfigError(f"{len(empty)} classes have no train image (first: class {int(empty[0])})")

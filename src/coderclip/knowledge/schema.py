@@ -268,6 +268,9 @@ def load_knowledge(source: str | os.PathLike) -> Knowledge:
             f"knowledge file {str(path)!r} is not valid JSON: {e.msg} at line {e.lineno}, "
             f"column {e.colno}"
         ) from e
+    except RecursionError:
+        raise KnowledgeError(f"knowledge file {str(path)!r} is nested too deeply to be a knowledge "
+                             "file (see docs/knowledge.md for the format)") from None
     return _parse(data, str(path))
 
 

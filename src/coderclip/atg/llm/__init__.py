@@ -20,9 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import ConfigError
-from .base import LLM, ChatRequest, ChatResult, FatalLLMError, RequestAdapted, TransientLLMError
+from .base import (LLM, ChatRequest, ChatResult, CircuitOpen, FatalLLMError, MalformedReply,
+                   RequestAdapted, TransientLLMError)
 
-__all__ = ["BACKENDS", "LLM", "SERVER_PRESETS", "ChatRequest", "ChatResult", "FatalLLMError",
+__all__ = ["BACKENDS", "LLM", "SERVER_PRESETS", "ChatRequest", "ChatResult", "CircuitOpen",
+           "FatalLLMError", "MalformedReply",
            "RequestAdapted", "TransientLLMError", "load_llm", "register_backend"]
 
 

@@ -17,10 +17,14 @@ from ...errors import LLMError
 class TransientLLMError(LLMError):
     """A failure that may go away if the same request is sent again later."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None,
+                 connection: bool = False) -> None:
         super().__init__(message)
         #: Seconds the server asked us to wait (``Retry-After``), if it said.
         self.retry_after = retry_after
+        #: The server could not be connected to at all (refused, unknown host): counted by the
+        #: circuit breaker, unlike slow or overloaded answers.
+        self.connection = connection
 
 
 class RequestAdapted(TransientLLMError):
@@ -28,6 +32,15 @@ class RequestAdapted(TransientLLMError):
 
     Each adaptation happens at most once per backend, so this cannot loop.
     """
+
+
+class MalformedReply(LLMError):
+    """The server answered, but not with a readable chat completion (broken JSON body): handled
+    like an unusable answer, so it costs only that question."""
+
+
+class CircuitOpen(LLMError):
+    """Too many requests in a row could not connect: the run stops asking and keeps what it has."""
 
 
 class FatalLLMError(LLMError):
@@ -58,6 +71,8 @@ class ChatResult:
     completion_tokens: int = 0
     #: Whether the backend enforced ``ChatRequest.schema`` for this answer.
     structured: bool = False
+    #: Whether the answer was cut off at the token limit (its last item may be incomplete).
+    truncated: bool = False
 
 
 class LLM(abc.ABC):

@@ -191,7 +191,9 @@ class TransformersLLM(LLM):
             n_in = inputs["input_ids"].shape[1]
             new = out[0, n_in:]
             text = tok.decode(new, skip_special_tokens=True)
-            return ChatResult(text=text, prompt_tokens=int(n_in), completion_tokens=int(new.shape[0]))
+            ended = tok.eos_token_id is not None and bool((new == tok.eos_token_id).any())
+            return ChatResult(text=text, prompt_tokens=int(n_in), completion_tokens=int(new.shape[0]),
+                              truncated=not ended and int(new.shape[0]) >= request.max_tokens)
 
     def close(self) -> None:
         with self._lock:

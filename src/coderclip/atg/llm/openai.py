@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...errors import ConfigError, LLMError
-from .base import LLM, ChatRequest, ChatResult, FatalLLMError, RequestAdapted, TransientLLMError
 from ..retry import parse_retry_after
+from .base import (LLM, ChatRequest, ChatResult, FatalLLMError, MalformedReply, RequestAdapted,
+                   TransientLLMError)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,12 @@ class OpenAICompatibleLLM(LLM):
     def _api_key(self) -> str:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:
-            return key
+            if not key.isascii() or not key.isprintable():
+                raise FatalLLMError(
+                    f"the API key in ${self.api_key_env} contains characters that cannot be sent in "
+                    "an HTTP header (non-ASCII, or control characters such as a line break): it was "
+                    "probably copied with extra characters; set it again")
+            return key.strip()
         if self.key_required:
             name = self.api_key_env or "OPENAI_API_KEY"
             raise FatalLLMError(
@@ -107,8 +113,35 @@ class OpenAICompatibleLLM(LLM):
             return self._client
 
     def prepare(self) -> None:
-        """Check the configuration (API key present) before the first request."""
+        """Check the configuration (API key present) and that the server can be reached at all,
+        before the first request: a server that is down fails the run in seconds, not after
+        every question has waited out its retries."""
         self._get_client()
+        self.probe()
+
+    def probe(self) -> None:
+        """Raise :class:`FatalLLMError` if nothing listens at the server's address. Any HTTP
+        answer (even 401 or 404) counts as reachable: only the connection is tested."""
+        import socket
+        import urllib.error
+        import urllib.request
+
+        root = (self.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")
+        where = public_url(root)
+        try:
+            with urllib.request.urlopen(urllib.request.Request(root.rstrip("/") + "/models"),
+                                        timeout=min(self.timeout, 10.0)):
+                pass
+        except urllib.error.HTTPError:
+            return  # it answered
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            if isinstance(reason, (socket.timeout, TimeoutError)):
+                return  # slow, not absent: the real requests have their own timeout and retries
+            raise FatalLLMError(f"cannot reach the language-model server at {where} ({_short(reason)}); "
+                                "is it running, and is --base-url right?") from None
+        except ValueError as e:
+            raise FatalLLMError(f"invalid server address {where!r} ({e}); check --base-url") from None
 
     def close(self) -> None:
         with self._lock:
@@ -141,7 +174,10 @@ class OpenAICompatibleLLM(LLM):
             raise TransientLLMError(f"no answer from {where} within {self.timeout:g} s") from None
         except openai.APIConnectionError as e:
             cause = e.__cause__ or e
-            raise TransientLLMError(f"cannot reach {where}: {_short(cause)}") from None
+            raise TransientLLMError(f"cannot reach {where}: {_short(cause)}",
+                                    connection=_is_refusal(cause)) from None
+        except ValueError as e:  # a 200 whose body is not JSON (json.JSONDecodeError)
+            raise MalformedReply(f"{where} sent a reply that is not valid JSON ({_short(e)})") from None
         except openai.APIStatusError as e:
             status = e.status_code
             detail = _short(_error_message(e))
@@ -174,15 +210,18 @@ class OpenAICompatibleLLM(LLM):
 
         choices = getattr(response, "choices", None) or []
         text = ""
+        truncated = False
         if choices:
             message = getattr(choices[0], "message", None)
             text = (getattr(message, "content", None) or "") if message is not None else ""
+            truncated = getattr(choices[0], "finish_reason", None) == "length"
         usage = getattr(response, "usage", None)
         return ChatResult(
             text=text,
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0) if usage else 0,
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0) if usage else 0,
             structured=use_schema,
+            truncated=truncated,
         )
 
 
@@ -199,6 +238,27 @@ class OpenAICompatibleLLM(LLM):
             self._send_temperature = False
             return True
         return False
+
+
+def _is_refusal(cause: BaseException) -> bool:
+    """Whether a connection error means nothing listens there (refused, unknown host, no route),
+    as opposed to a connection that was dropped mid-answer."""
+    import socket
+
+    seen: set[int] = set()
+    e: BaseException | None = cause
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (ConnectionRefusedError, socket.gaierror)):
+            return True
+        if isinstance(e, OSError) and e.errno in (111, 113, 101, 99):  # refused, no route, unreachable
+            return True
+        text = str(e).lower()
+        if "connection refused" in text or "name or service not known" in text \
+                or "nodename nor servname" in text:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def is_local_url(url: str | None) -> bool:
