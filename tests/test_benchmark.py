@@ -262,6 +262,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys, open_clip_spec):
     assert main(base + ["--dataset", "nope", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "unknown dataset 'nope'" in err and "food101" in err
-    assert main(base + ["--dataset", "food101", "--root", str(tmp_path / "absent")]) == 2
+    assert main(base + ["--dataset", "food101", "--root", str(tmp_path / "absent")]) == 3  # input path
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Food-101" in err and "split_zhou_Food101.json" in err

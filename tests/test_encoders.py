@@ -132,3 +132,26 @@ def test_hf_folder_that_is_not_a_dual_encoder(tmp_path):
                          intermediate_size=37, vocab_size=100)).save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError):
         load_encoder(f"hf:{tmp_path}", device="cpu")
+
+
+def test_texts_are_encoded_longest_first_and_returned_in_input_order():
+    from coderclip.encoders.base import Encoder
+
+    class Recording(Encoder):
+        name = identity = "recording"
+        embed_dim, device, dtype = 2, torch.device("cpu"), torch.float32
+        batches: list[list[str]] = []
+
+        def _encode_image_batch(self, pixels):
+            raise NotImplementedError
+
+        def _encode_text_batch(self, texts):
+            self.batches.append(list(texts))
+            return torch.tensor([[float(len(t)), 1.0] for t in texts])
+
+    enc = Recording()
+    texts = ["aa", "a", "aaaa", "aaa", "aaaaa"]
+    out = enc.encode_texts(texts, batch_size=2)
+    assert enc.batches == [["aaaaa", "aaaa"], ["aaa", "aa"], ["a"]]
+    expected = torch.nn.functional.normalize(torch.tensor([[len(t), 1.0] for t in texts]), dim=-1)
+    assert torch.allclose(out, expected)

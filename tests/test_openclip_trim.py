@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from coderclip.encoders import load_encoder
-from coderclip.encoders.openclip import encode_text_trimmed, supports_trimmed_text
+from coderclip.encoders.openclip import OpenClipEncoder, encode_text_trimmed, supports_trimmed_text
 
 from .conftest import TINY_OPEN_CLIP
 
@@ -61,8 +61,6 @@ def test_other_text_towers_use_the_full_path():
 
 
 def test_trim_text_can_be_turned_off(open_clip_dir):
-    from coderclip.encoders.openclip import OpenClipEncoder
-
     enc = OpenClipEncoder(f"local-dir:{open_clip_dir / 'local'}", device="cpu", trim_text=False)
     assert not enc.trim_text
 
@@ -74,3 +72,18 @@ def test_trimmed_text_low_precision(open_clip_spec, precision):
     ref.trim_text = False
     if enc.trim_text:   # kept only if the load-time probe agreed within the low-precision tolerance
         assert torch.allclose(enc.encode_texts(TEXTS), ref.encode_texts(TEXTS), atol=2e-2)
+
+
+def test_trim_check_is_remembered_for_the_same_weights(open_clip_dir, monkeypatch):
+    from coderclip.encoders import openclip
+    from coderclip.paths import cache_dir
+
+    spec = f"local-dir:{open_clip_dir / 'local'}"
+    assert OpenClipEncoder(spec, device="cpu").trim_text
+    assert list((cache_dir() / "checks").glob("trim_text-*.json"))
+
+    def not_again(*a):
+        raise AssertionError("the check ran again")
+
+    monkeypatch.setattr(openclip, "_trimmed_text_matches", not_again)
+    assert OpenClipEncoder(spec, device="cpu").trim_text

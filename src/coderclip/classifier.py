@@ -24,6 +24,7 @@ from .bank.textbank import METHOD_TYPES, TextBank
 from .encoders.base import Encoder
 from .errors import ConfigError
 from .estimator import EstimatorMixin, check_is_fitted
+from .explain import ExplainIndex, class_text_shares, contrast_text_shares, shares_to_dicts
 from .images import load_image
 from .knowledge import Knowledge, load_knowledge
 from .pipeline import (SCORE_BATCH, predict_batch, proba_batch, rerank, row_batches,
@@ -214,6 +215,45 @@ class CoderClassifier(EstimatorMixin):
             k = min(k, len(self.classes_))
             return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
         return np.concatenate(idx), np.concatenate(prob)
+
+    def explain(self, images: ImagesLike | None = None, *, embeddings=None, k: int = 5) -> list[dict]:
+        """Why each image got its class, one dict per image.
+
+        ``label``: the final class; ``stage1_label``: the class before the rerank;
+        ``rerank_applied``: whether the image was below the confidence gap (so the rerank decided); ``explanation``: the ``k`` texts that
+        contributed most to the winning class's stage-1 score (text, type, class, similarity,
+        contribution in score units) and, when the rerank changed the answer, the ``k`` contrast
+        texts that contributed most to its rerank score (with ``versus``: the rival class).
+        """
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        check_is_fitted(self, "tables_")
+        if not hasattr(self, "explain_index_"):
+            self.explain_index_ = ExplainIndex.from_bank(self.bank_, self.method, types=self._types())
+        names, texts = list(self.classes_), self.bank_.texts
+        out: list[dict] = []
+        with torch.inference_mode():
+            for xb in self._batches(images, embeddings):   # one batch in memory at a time
+                out.extend(self._explain_batch(xb, k, names, texts))
+        return out
+
+    def _explain_batch(self, xb: torch.Tensor, k: int, names: list[str], texts: list[str]) -> list[dict]:
+        s = self._scores(xb)
+        rr = self._rerank(xb, s)
+        stage1 = s.argmax(dim=1).cpu()
+        winner = rr.prediction.cpu() if rr is not None else stage1
+        rows = shares_to_dicts(class_text_shares(xb, winner, self.explain_index_, k), texts, names)
+        changed = winner != stage1
+        if rr is not None and changed.any():
+            sel = changed.nonzero().squeeze(1)
+            extra = contrast_text_shares(xb.cpu()[sel], winner[sel], rr.candidates.cpu()[sel],
+                                         self.explain_index_, k)
+            for i, e in zip(sel.tolist(), shares_to_dicts(extra, texts, names)):
+                rows[i] = rows[i] + e
+        applied = rr.reranked.cpu().tolist() if rr is not None else [False] * len(rows)
+        return [{"label": names[w], "stage1_label": names[s1], "rerank_applied": bool(r),
+                 "explanation": e}
+                for w, s1, r, e in zip(winner.tolist(), stage1.tolist(), applied, rows)]
 
     def score(self, images: ImagesLike | None = None, y=None, *, embeddings=None) -> float:
         """Top-1 accuracy (fraction) against ``y``: class names or indices, one per image."""

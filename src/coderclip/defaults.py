@@ -12,3 +12,5 @@ ZERO_SHOT_METHODS = ("clip", "clip-ensemble", "waffle", "dclip", "cupl", "cupl-t
                      "coder-rerank")
 #: The methods a report shows unless asked otherwise.
 DEFAULT_METHODS = ("clip", "clip-ensemble", "waffle", "dclip", "cupl", "coder", "coder-rerank")
+#: Methods ``coderclip serve`` offers unless told otherwise (each builds its own text bank).
+SERVED_METHODS = ("coder-rerank", "coder", "clip", "clip-ensemble")

@@ -135,8 +135,12 @@ class RowWriter:
     def _csv_header(self) -> None:
         self._out.write("image,rank,class,probability\n")
 
-    def write(self, ids: Sequence[str], classes: np.ndarray, probs: np.ndarray) -> None:
-        """One batch: ``ids`` ``[n]``, ``classes`` ``[n, k]`` names, ``probs`` ``[n, k]``."""
+    def write(self, ids: Sequence[str], classes: np.ndarray, probs: np.ndarray,
+              extras: Sequence[dict] | None = None) -> None:
+        """One batch: ``ids`` ``[n]``, ``classes`` ``[n, k]`` names, ``probs`` ``[n, k]``;
+        ``extras``: per image, more keys for its JSON row (an ``explanation`` list is also shown
+        in a table; CSV leaves them out)."""
+        extras = extras if extras is not None else [{}] * len(ids)
         buf = io.StringIO()
         if self.fmt == "csv":
             w = csv.writer(buf, lineterminator="\n")
@@ -144,15 +148,20 @@ class RowWriter:
                 for rank, (c, p) in enumerate(zip(cs, ps), 1):
                     w.writerow([image, rank, c, f"{p:.6f}"])
         elif self.fmt == "table":
-            for image, cs, ps in zip(ids, classes, probs):
+            for image, cs, ps, extra in zip(ids, classes, probs, extras):
                 buf.write(f"{image}\n")
                 chosen = reranked(ps)
                 for rank, (c, p) in enumerate(zip(cs, ps), 1):
                     mark = "  (chosen by the rerank)" if chosen and rank == 1 else ""
                     buf.write(f"  {rank}. {c:<40} {p:7.2%}{mark}\n")
+                if extra.get("explanation"):
+                    buf.write("  because:\n")
+                    for e in extra["explanation"]:
+                        vs = f" (vs {e['versus']})" if "versus" in e else ""
+                        buf.write(f"    {e['contribution']:+8.3f}  {e['type']:<9} {e['text']}{vs}\n")
         else:
-            for image, cs, ps in zip(ids, classes, probs):
-                row = prediction_row(image, cs, ps)
+            for image, cs, ps, extra in zip(ids, classes, probs, extras):
+                row = {**prediction_row(image, cs, ps), **extra}
                 buf.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._out.write(buf.getvalue())
         self._out.flush()

@@ -85,3 +85,19 @@ def test_unexpected_errors_become_one_line_with_status_1(capsys, monkeypatch, ph
     monkeypatch.setattr(classify, "run", broken)  # main builds its parser per call: it binds this
     code, _, err = cli(capsys, "classify", photo, "-m", NEVER_LOADED, "--classes", classes_file)
     assert_one_clean_line(code, err, 1, "internal error", "KeyError", "--debug")
+
+
+def test_generate_reads_the_class_list_before_loading_the_encoder(capsys, tmp_path):
+    code, _, err = cli(capsys, "generate", "--classes", tmp_path / "none.txt", "--llm", "ollama:x",
+                       "--encoder", NEVER_LOADED, "--out", tmp_path / "k.json", "--types", "attributes")
+    assert_one_clean_line(code, err, 3, "none.txt")
+
+
+def test_fewshot_knowledge_that_misses_a_class_fails_before_the_model(capsys, tmp_path):
+    from coderclip.knowledge import Knowledge
+
+    data = _split_folder(tmp_path / "fruit", per_class=2)
+    k = Knowledge.from_class_names(["lime", "kiwi"]).save(tmp_path / "k.json")
+    code, _, err = cli(capsys, "fewshot", "--data", data, "-m", NEVER_LOADED, "-k", k, "--shots", "1",
+                       "-o", tmp_path / "out")
+    assert_one_clean_line(code, err, 3, "lemon")

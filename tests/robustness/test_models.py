@@ -3,7 +3,6 @@ models and a model that outputs NaN are all caught with the model status (4), na
 
 from __future__ import annotations
 
-import pickle
 import shutil
 
 import pytest
@@ -33,7 +32,7 @@ def test_random_bytes_checkpoint(capsys, tmp_path, open_clip_dir, photo, classes
     bad.write_bytes(bytes(range(256)) * 40)
     code, _, err = cli(capsys, "classify", photo, "-m", f"open_clip:{TINY_ARCH}:{bad}", "--classes",
                        classes_file)
-    assert_one_clean_line(code, err, 4, str(bad), "not a PyTorch checkpoint")
+    assert_one_clean_line(code, err, 4, str(bad), "cannot be used")
     assert "weights_only=False" not in err and "weights_only` set to `False" not in err
 
 
@@ -54,7 +53,7 @@ def test_pickled_code_in_a_checkpoint_is_never_run(tmp_path, open_clip_dir):
 
     marker = tmp_path / "pwned"
     ckpt = tmp_path / "evil.pt"
-    torch.save({"state_dict": {}, "payload": _Boom(marker)}, ckpt, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    torch.save({"state_dict": {}, "payload": _Boom(marker)}, ckpt)
     with pytest.raises(ModelLoadError, match="pickled objects"):
         load_encoder(f"open_clip:{TINY_ARCH}:{ckpt}", device="cpu")
     assert not marker.exists()
@@ -62,6 +61,7 @@ def test_pickled_code_in_a_checkpoint_is_never_run(tmp_path, open_clip_dir):
     assert good.embed_dim == 32
 
 
+@pytest.mark.slow
 def test_two_random_models_do_not_share_a_cache_identity(open_clip_dir):
     from tests.conftest import TINY_ARCH
 

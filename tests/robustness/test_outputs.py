@@ -62,6 +62,7 @@ def test_every_command_checks_its_output_first(capsys, tmp_path, unwritable_dir,
     assert_one_clean_line(code, err, 3, str(unwritable_dir))
 
 
+@pytest.mark.slow
 def test_non_utf8_file_names_survive_csv_and_json(capsys, tmp_path, photo, classes_file,
                                                   open_clip_spec):
     folder = tmp_path / "imgs"

@@ -104,6 +104,7 @@ def test_embeddings_parquet_and_csv_manifest_inputs(capsys, tmp_path, open_clip_
     assert code == 0, err
 
 
+@pytest.mark.slow
 def test_bad_shards_are_named_and_skipped_and_a_rerun_skips_finished_shards(
         capsys, tmp_path, open_clip_spec, kfile):
     root = webdataset_folder(tmp_path / "wds", shards=3, per_shard=4)

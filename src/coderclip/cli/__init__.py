@@ -19,7 +19,7 @@ import traceback
 from .._version import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["demo", "classify", "evaluate", "generate", "knowledge", "benchmark", "fewshot"]
+COMMANDS = ["demo", "classify", "evaluate", "generate", "knowledge", "benchmark", "fewshot", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

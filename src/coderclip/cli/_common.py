@@ -25,6 +25,12 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="do not read or write the text-embedding cache ($CODERCLIP_CACHE)")
 
 
+def add_decode_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--decode", choices=["cpu", "device"], default="cpu",
+                   help="where JPEG files are decoded and preprocessed: in the worker processes "
+                        "(cpu, default) or on the model's device (device: nvJPEG on a GPU)")
+
+
 def add_knowledge_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("classes and knowledge")
     g.add_argument("--knowledge", "-k", default=None,

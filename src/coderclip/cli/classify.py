@@ -25,6 +25,7 @@ examples:
   coderclip classify shards/ -m open_clip:ViT-B-32:openai -k food101 --format parquet -o preds.parquet
   coderclip classify laion-embeddings/ -m open_clip:ViT-B-32:openai -k imagenet -o preds/ --engine ray
   coderclip classify s3://bucket/shards/ -m ... -k ... -o s3://bucket/preds/ --engine ray --address auto
+  coderclip classify photo.jpg -m testbed -k testbed --explain      # which texts decided
 
 Inputs are detected by name (--input-format overrides): a folder of .tar shards (WebDataset, as
 img2dataset writes them), .parquet files with image bytes or paths, a folder with img_emb/ and
@@ -51,6 +52,10 @@ def add_parser(sub) -> None:
                    choices=["coder-rerank", "coder", "clip", "clip-ensemble"])
     add_rerank_args(p)
     p.add_argument("--top", type=positive_int, default=5, help="classes shown per image (default 5)")
+    p.add_argument("--explain", action="store_true",
+                   help="show the texts that contributed most to each answer (JSON and JSON "
+                        "lines: an 'explanation' list per image, --top entries; table, json or "
+                        "jsonl output of image files or --features)")
     p.add_argument("--format", choices=[*FORMATS, "parquet"], default=None,
                    help="table (default), csv, jsonl (one JSON object per image), json, or parquet "
                         "(the default for -o FOLDER)")
@@ -84,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.images) == bool(args.features):
         raise ConfigError("give image files/folders or --features FILE (one of the two)")
+    if args.explain and (args.format in ("csv", "parquet")
+                         or (args.features is None and _large(args))):
+        raise ConfigError("--explain needs --format table, json or jsonl on image files or "
+                          "--features (CSV and Parquet rows have no room for the list of texts; "
+                          "shard inputs and --engine ray do not explain)")
     if args.features is None and _large(args):
         return _run_large(args)
     args.format = args.format or "table"
@@ -117,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         source = {"images": len(paths)}
     settings = {"model": encoder.identity, "knowledge": clf.bank_.knowledge_digest,
                 "method": args.method, "top": args.top, "rerank_k": args.rerank_k, "tau": args.tau,
-                **source}
+                **source, **({"explain": True} if args.explain else {})}
     if args.format == "json" and not args.output:   # one document on stdout: rows are held
         return _json_to_stdout(clf, args, feats, paths, problems)
     written = [0]
@@ -137,12 +147,34 @@ def run(args: argparse.Namespace) -> int:
             batches = image_batches(encoder, paths, batch_size=args.batch_size,
                                     num_workers=args.workers, show_progress_bar=sys.stderr.isatty(),
                                     skip=writer.done)
+        write = writer.write
+        if args.explain:
+            batches, write = _with_explanations(clf, args.top, batches, write)
         summary = _stream_until_interrupted(
             lambda write: classify_stream(batches, clf.tables_, write, class_names=clf.classes_,
                                           k=args.top, method=args.method, rerank_k=args.rerank_k,
                                           tau=args.tau),
-            writer.write, written, args.output, writer.resumed)
+            write, written, args.output, writer.resumed)
     return _finish(summary.failures + problems, written[0] + writer.resumed, args)
+
+
+def _with_explanations(clf, k: int, batches, write):
+    """``batches`` passed through, remembering the one being scored, and a ``write`` that adds
+    each image's explanation (computed from that batch's embeddings) to its row."""
+    current = {}
+
+    def tracked():
+        for b in batches:
+            current["batch"] = b
+            yield b
+
+    def explained(ids, classes, probs):
+        b = current["batch"]
+        assert list(ids) == list(b.ids), "rows are written for the batch just scored"
+        why = clf.explain(embeddings=b.embeddings, k=k)
+        write(ids, classes, probs, extras=[{"explanation": w["explanation"]} for w in why])
+
+    return tracked(), explained
 
 
 def _stream_until_interrupted(stream, write, written: list[int], output, resumed: int):
@@ -194,15 +226,19 @@ def _json_to_stdout(clf, args, feats, paths, problems) -> int:
 
     rows: list[dict] = []
 
-    def keep(ids, classes, probs):
-        rows.extend(prediction_row(i, cs, ps) for i, cs, ps in zip(ids, classes, probs))
+    def keep(ids, classes, probs, extras=None):
+        rows.extend({**prediction_row(i, cs, ps), **(e or {})}
+                    for i, cs, ps, e in zip(ids, classes, probs, extras or [None] * len(ids)))
 
     if feats is not None:
         batches = embedding_batches(feats, feats.ids or None)
     else:
         batches = image_batches(clf.encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
                                 show_progress_bar=sys.stderr.isatty())
-    summary = classify_stream(batches, clf.tables_, keep, class_names=clf.classes_, k=args.top,
+    write = keep
+    if args.explain:
+        batches, write = _with_explanations(clf, args.top, batches, keep)
+    summary = classify_stream(batches, clf.tables_, write, class_names=clf.classes_, k=args.top,
                               method=args.method, rerank_k=args.rerank_k, tau=args.tau)
     if rows:
         write_json({"method": args.method, "results": rows}, None)
@@ -227,6 +263,7 @@ def _large(args) -> bool:
 
 
 def _run_large(args) -> int:
+    from ..errors import EXIT_PARTIAL
     from ..scale import classify, format_summary
 
     knowledge = load_knowledge_from_args(args)
@@ -239,4 +276,4 @@ def _run_large(args) -> int:
                        workers=args.actors, overwrite=args.overwrite,
                        progress=sys.stderr.isatty() or args.engine == "ray")
     print(format_summary(summary), file=sys.stderr)
-    return 0 if not summary["failed_shards"] else 1
+    return EXIT_PARTIAL if summary["failed_shards"] else 0   # finished shards are kept

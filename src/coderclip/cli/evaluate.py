@@ -7,8 +7,8 @@ import argparse
 import sys
 
 from . import example_formatter
-from ._common import (add_knowledge_args, add_methods_arg, add_model_args, add_rerank_args,
-                      load_knowledge_from_args, load_model, write_json)
+from ._common import (add_decode_arg, add_knowledge_args, add_methods_arg, add_model_args,
+                      add_rerank_args, load_knowledge_from_args, load_model, write_json)
 
 EXAMPLES = """\
 examples:
@@ -29,6 +29,7 @@ def add_parser(sub) -> None:
                        epilog=EXAMPLES, formatter_class=example_formatter)
     p.add_argument("data", help="folder with one sub-folder per class, or a path,label CSV")
     add_model_args(p)
+    add_decode_arg(p)
     add_knowledge_args(p)
     add_rerank_args(p)
     add_methods_arg(p)
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
                       show_progress_bar=sys.stderr.isatty(),
                       knowledge_source=args.knowledge, methods=args.methods,
-                      encoded_batches=encoded_batches)
+                      encoded_batches=encoded_batches, decode=args.decode)
     print(format_summary(report))
     if args.report:
         write_json(report, args.report)

@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.knowledge and not args.classes and args.dataset and has_pack(args.dataset):
         args.knowledge = args.dataset          # the shipped knowledge pack of that benchmark
     knowledge = load_knowledge_from_args(args, class_names=train.class_names)
+    knowledge.align(train.class_names)   # knowledge that misses a class fails before the model loads
     if not args.knowledge:
         print("coderclip fewshot: no knowledge given: CODER vectors use the class-name prompts only",
               file=sys.stderr)

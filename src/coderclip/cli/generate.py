@@ -136,7 +136,11 @@ def run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency, retry=RetryPolicy(max_retries=args.max_retries))
     encoder = None
     if args.encoder:
+        from ..atg.classes import as_class_specs
         from ..encoders import load_encoder
+
+        if args.classes is not None:
+            as_class_specs(args.classes)   # a bad class list is reported before the encoder loads
 
         encoder = load_encoder(args.encoder, device=args.device)
     llm_options = {"base_url": args.base_url, "api_key_env": args.api_key_env,

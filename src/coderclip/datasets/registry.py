@@ -15,7 +15,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from ..errors import DatasetError
+from ..errors import ConfigError, DatasetError
 from . import (cifar, cub200, dtd, fgvc_aircraft, flowers102, food101, generic, imagenet, oxford_pets,
                places365, stanford_cars, sun397)
 from ._layout import DatasetInfo, check_split, fail, find_root, split_zhou
@@ -53,7 +53,7 @@ def load(key: str, root: str | Path, split: str = "test") -> ImageDataset:
     """Split ``split`` (train, val or test) of the standard dataset ``key`` under ``root``."""
     info = DATASETS.get(key)
     if info is None:
-        raise DatasetError(f"unknown dataset {key!r}; known datasets: {', '.join(sorted(DATASETS))}")
+        raise ConfigError(f"unknown dataset {key!r}; known datasets: {', '.join(sorted(DATASETS))}")
     if info.markers:
         root = find_root(info, root, [m.format(split=split) for m in info.markers], info.children)
     if info.split_file and info.image_dir and (Path(root) / info.split_file).is_file():

@@ -70,13 +70,14 @@ class Encoder(abc.ABC):
                      show_progress_bar: bool = False) -> torch.Tensor:
         """Embed texts; returns ``[N, D]`` float32 unit vectors on ``device``.
 
-        Texts are processed in length-sorted batches so that padding stays small; the output is
-        in the input order. One string is one text (``encode_texts("a dog")`` is ``[1, D]``).
+        Texts are processed in length-sorted batches, longest first, so that padding stays small
+        and the largest batch (the memory peak) comes first; the output is in the input order.
+        One string is one text (``encode_texts("a dog")`` is ``[1, D]``).
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
         n = len(texts)
         out = torch.empty(n, self.embed_dim, dtype=torch.float32, device=self.device)
-        order = sorted(range(n), key=lambda i: len(texts[i]))
+        order = sorted(range(n), key=lambda i: -len(texts[i]))
         for start in _progress(range(0, n, batch_size), show_progress_bar, "texts", n, batch_size):
             idx = order[start:start + batch_size]
             emb = self._encode_text_batch([texts[i] for i in idx])

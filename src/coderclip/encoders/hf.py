@@ -13,8 +13,16 @@ from .base import Encoder
 from .device import resolve_device, resolve_dtype
 from .fingerprint import weights_fingerprint
 from .hub import hub_endpoint, hub_reachable
+from .weights import raise_for_keys
 
 log = logging.getLogger(__name__)
+
+#: files that hold a tokenizer's vocabulary (one of them must be in a local model folder)
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "spiece.model", "tokenizer.model",
+                    "sentencepiece.bpe.model")
+#: weight files transformers reads from a folder
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
 
 #: model types whose text tower was trained on inputs padded to a fixed length (no attention mask)
 _FIXED_LENGTH_TEXT = {"siglip", "siglip2"}
@@ -35,6 +43,8 @@ class HFClipEncoder(Encoder):
             raise ModelLoadError(f"model folder {model_id!r} does not exist")
         kwargs = dict(revision=revision, cache_dir=cache_dir)
         source = str(folder) if local else model_id
+        if local:
+            _check_folder(folder)
         try:
             parts = self._load(AutoModel, AutoTokenizer, AutoImageProcessor, source, kwargs,
                                local_only=True)
@@ -54,7 +64,8 @@ class HFClipEncoder(Encoder):
             except (OSError, ValueError) as e2:
                 raise ModelLoadError(f"could not load transformers model {model_id!r}: "
                                      f"{_first_line(e2)}") from e2
-        model, self.tokenizer, self.image_processor = parts
+        (model, info), self.tokenizer, self.image_processor = parts
+        _check_loaded(model, info, model_id)
         _check_tokenizer(self.tokenizer, model_id)
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise ModelLoadError(
@@ -75,7 +86,8 @@ class HFClipEncoder(Encoder):
     @staticmethod
     def _load(AutoModel, AutoTokenizer, AutoImageProcessor, source, kwargs, local_only):
         kw = dict(kwargs, local_files_only=local_only)
-        return (AutoModel.from_pretrained(source, **kw), AutoTokenizer.from_pretrained(source, **kw),
+        return (AutoModel.from_pretrained(source, output_loading_info=True, **kw),
+                AutoTokenizer.from_pretrained(source, **kw),
                 AutoImageProcessor.from_pretrained(source, **kw))
 
     def _preprocess(self, image) -> torch.Tensor:
@@ -95,6 +107,29 @@ class HFClipEncoder(Encoder):
         if self.fixed_length:
             tok.pop("attention_mask", None)
         return _features(self.model.get_text_features(**tok))
+
+
+def _check_folder(folder: Path) -> None:
+    """A local model folder must hold weights and a tokenizer vocabulary: without them
+    transformers would build random weights or an empty tokenizer (and warn at most)."""
+    if (folder / "config.json").is_file() and not any((folder / f).is_file() for f in _WEIGHT_FILES):
+        raise ModelLoadError(f"model folder {str(folder)!r} has config.json but no weights "
+                             f"({', '.join(_WEIGHT_FILES)}); save them with model.save_pretrained")
+    if not any((folder / f).is_file() for f in _TOKENIZER_FILES):
+        raise ModelLoadError(f"model folder {str(folder)!r} has no tokenizer (none of "
+                             f"{', '.join(_TOKENIZER_FILES)}); save one there with "
+                             "tokenizer.save_pretrained (or processor.save_pretrained)")
+
+
+def _check_loaded(model, info: dict, model_id: str) -> None:
+    """Every weight of the architecture came from the checkpoint and none was left over
+    (transformers fills missing weights randomly, with a warning at most)."""
+    expected = len(model.state_dict())
+    raise_for_keys(info.get("missing_keys", ()), info.get("unexpected_keys", ()), expected, model_id)
+    mismatched = info.get("mismatched_keys") or ()
+    if mismatched:
+        raise ModelLoadError(f"checkpoint {model_id!r} does not fit the model architecture: "
+                             f"{len(mismatched)} weight(s) have another shape")
 
 
 def _check_tokenizer(tokenizer, model_id: str) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import importlib.util
+import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -13,11 +18,14 @@ from .base import Encoder
 from .device import resolve_device, resolve_dtype
 from .fingerprint import weights_fingerprint
 from .hub import host_reachable, hub_endpoint, hub_offline_mode, hub_reachable
+from .weights import assign_weights, parameters_on_meta, read_state_dict
 
 log = logging.getLogger(__name__)
 
 _PRECISION_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 _HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+#: weight files open_clip looks for in a ``local-dir:`` folder, most preferred first
+_LOCAL_WEIGHT_PATTERNS = (*_HF_WEIGHT_FILES, "*.safetensors", "*.bin", "*.pth", "*.pt")
 
 
 class OpenClipEncoder(Encoder):
@@ -35,17 +43,14 @@ class OpenClipEncoder(Encoder):
 
     def __init__(self, model: str, pretrained: str | None = None, device: str | None = None,
                  precision: str | None = None, cache_dir: str | None = None, trim_text: bool = True):
-        import open_clip
-
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(precision, self.device)
         self.model_name, self.pretrained = model, pretrained
         weights_id, offline = _check_weights(model, pretrained, cache_dir)
+        open_clip = import_open_clip(needs_transformers=_needs_transformers(model))
         try:
             with hub_offline_mode(offline):
-                clip, _, preprocess = open_clip.create_model_and_transforms(
-                    model, pretrained=pretrained, precision=_PRECISION_NAMES[self.dtype],
-                    device=self.device, cache_dir=cache_dir)
+                clip, preprocess = create_model(model, pretrained, self.dtype, self.device, cache_dir)
             tokenizer = open_clip.get_tokenizer(model, cache_dir=cache_dir) if _takes_cache_dir() \
                 else open_clip.get_tokenizer(model)
         except ModelLoadError:
@@ -58,14 +63,14 @@ class OpenClipEncoder(Encoder):
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.context_length = getattr(tokenizer, "context_length", None)
-        with torch.inference_mode():
-            probe = self.model.encode_text(self.tokenizer(["a"]).to(self.device))
-        self.embed_dim = int(probe.shape[-1])
-        self.trim_text = trim_text and _trimmed_text_matches(self.model, self.tokenizer, self.device)
+        self.embed_dim = _embed_dim(self.model, self.tokenizer, self.device)
         self.name = f"open_clip:{model}" + (f":{pretrained}" if pretrained else "")
         arch = "local-dir" if model.startswith("local-dir:") else model  # content, not location
         self.identity = (f"open_clip|{arch}|{weights_id}|{_PRECISION_NAMES[self.dtype]}"
                          f"|{self.device.type}")
+        self.trim_text = trim_text and _memoised_check(
+            "trim_text", self.identity,
+            lambda: _trimmed_text_matches(self.model, self.tokenizer, self.device))
 
     def _encode_image_batch(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
@@ -75,6 +80,150 @@ class OpenClipEncoder(Encoder):
         if self.trim_text:
             return encode_text_trimmed(self.model, tokens)
         return self.model.encode_text(tokens)
+
+
+def import_open_clip(needs_transformers: bool = False):
+    """``import open_clip`` without importing transformers, unless a model needs it.
+
+    open_clip imports transformers at start-up (about a second and hundreds of MB of modules)
+    only for its optional Hugging Face text towers (``open_clip.hf_model``) and CoCa's caption
+    generation; both modules wrap that import in ``try``/``except ImportError`` and work without
+    it for every other model. So while open_clip itself is imported, ``transformers`` is marked
+    as not importable (``sys.modules["transformers"] = None``, Python's documented way to make one
+    import fail) and unmarked right after. ``needs_transformers=True`` (a model with a Hugging
+    Face text tower or a CoCa model) imports it and re-runs those two modules so that they see it.
+    """
+    if "open_clip" not in sys.modules and "transformers" not in sys.modules and not needs_transformers:
+        sys.modules["transformers"] = None  # type: ignore[assignment]
+        try:
+            import open_clip
+        finally:
+            if sys.modules.get("transformers", 0) is None:
+                del sys.modules["transformers"]
+    import open_clip
+
+    if needs_transformers and getattr(open_clip.hf_model, "transformers", None) is None \
+            and importlib.util.find_spec("transformers") is not None:
+        importlib.reload(open_clip.hf_model)
+        importlib.reload(open_clip.coca_model)
+    return open_clip
+
+
+def _needs_transformers(model: str) -> bool:
+    """Whether an open_clip model may need transformers: a Hugging Face text tower or tokenizer,
+    or CoCa. Hub models are not inspected before download, so they count as needing it."""
+    if model.startswith("hf-hub:"):
+        return True
+    if model.startswith("local-dir:"):
+        try:
+            cfg = json.loads((Path(model[len("local-dir:"):]).expanduser()
+                              / "open_clip_config.json").read_text()).get("model_cfg", {})
+        except (OSError, ValueError):
+            return False
+    else:
+        cfg = import_open_clip().get_model_config(model.replace("/", "-")) or {}
+    text = cfg.get("text_cfg", {}) or {}
+    return bool("hf_model_name" in text or "hf_tokenizer_name" in text or "multimodal_cfg" in cfg)
+
+
+def create_model(model: str, pretrained: str | None, dtype: torch.dtype, device: torch.device,
+                 cache_dir: str | None = None):
+    """``(model, preprocess)`` for an open_clip architecture and its checkpoint, holding the
+    weights once in memory: the architecture is built with its parameters on the meta device,
+    then the memory-mapped checkpoint's tensors become the parameters (see ``weights.py``); the
+    checkpoint must hold exactly the architecture's keys. Random weights (``pretrained=None``
+    with a plain architecture name) and big_vision ``.npz`` checkpoints take open_clip's own path.
+    """
+    open_clip = import_open_clip()
+    precision = _PRECISION_NAMES[dtype]
+    checkpoint = _checkpoint_file(model, pretrained, cache_dir)
+    if checkpoint is None or checkpoint.suffix in (".npz", ".npy"):
+        clip, _, preprocess = open_clip.create_model_and_transforms(
+            model, pretrained=pretrained, precision=precision, device=device, cache_dir=cache_dir)
+        return clip, preprocess
+    with parameters_on_meta(), _quiet_random_init_warning():
+        # device=None: open_clip then leaves the (meta) parameters where they are
+        clip, _, preprocess = open_clip.create_model_and_transforms(
+            model, pretrained=pretrained, load_weights=False, precision=precision, device=None,
+            cache_dir=cache_dir)
+    state = _as_open_clip_state(clip, read_state_dict(checkpoint))
+    assign_weights(clip, state, str(checkpoint))
+    return clip.to(device), preprocess
+
+
+@contextlib.contextmanager
+def _quiet_random_init_warning():
+    """Drop open_clip's "initialized randomly" warning for the weightless skeleton we build (the
+    weights are loaded right after); every other message passes."""
+    root = logging.getLogger()
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No pretrained weights loaded")
+
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
+def _checkpoint_file(model: str, pretrained: str | None, cache_dir: str | None) -> Path | None:
+    """The weights file open_clip would load for ``model``/``pretrained`` (downloading a tag or hub
+    repo if needed), or ``None`` for a deliberately random model; a folder or hub repo with a
+    config but no weights is an error, not a random model."""
+    open_clip = import_open_clip()
+    if model.startswith("local-dir:"):
+        folder = Path(model[len("local-dir:"):]).expanduser()
+        for pattern in _LOCAL_WEIGHT_PATTERNS:
+            found = sorted(folder.glob(pattern))
+            if found:
+                return found[0]
+        raise ModelLoadError(
+            f"open_clip folder {str(folder)!r} has open_clip_config.json but no weights file "
+            f"({', '.join(_LOCAL_WEIGHT_PATTERNS)}); save the model's state_dict there "
+            "(e.g. safetensors.torch.save_file(model.state_dict(), 'open_clip_model.safetensors'))")
+    if model.startswith("hf-hub:"):
+        repo = model[len("hf-hub:"):]
+        try:
+            return Path(open_clip.pretrained.download_pretrained_from_hf(repo, cache_dir=cache_dir))
+        except Exception as e:  # huggingface_hub raises several unrelated error types
+            raise ModelLoadError(f"hub repository {repo!r} has no open_clip weights file "
+                                 f"({', '.join(_HF_WEIGHT_FILES)}) that could be read: "
+                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
+                                 ) from e
+    if pretrained is None:
+        return None
+    path = Path(os.path.expanduser(pretrained))
+    if path.is_file():
+        return path
+    cfg = open_clip.get_pretrained_cfg(model.replace("/", "-"), pretrained)
+    return Path(open_clip.download_pretrained(cfg, cache_dir=cache_dir))
+
+
+def _as_open_clip_state(model, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The adjustments open_clip's own checkpoint loader makes before loading: third-party
+    layouts, the old text-tower key names, scalar-vs-1-d logit scale/bias, stale position ids,
+    and position embeddings resized to the model's image grid and context length."""
+    from open_clip.convert import convert_state_dict
+    from open_clip.model import (convert_to_custom_text_state_dict, resize_pos_embed,
+                                 resize_text_pos_embed)
+
+    state = convert_state_dict(model, state)
+    if "positional_embedding" in state and not hasattr(model, "positional_embedding"):
+        state = convert_to_custom_text_state_dict(state)
+    for key in ("logit_scale", "logit_bias"):
+        target = getattr(model, key, None)
+        if key in state and target is not None and state[key].ndim != target.ndim:
+            state[key] = state[key].reshape(target.shape)
+    if "logit_bias" not in state and getattr(model, "logit_bias", None) is not None \
+            and "logit_scale" in state:  # a CLIP checkpoint in a SigLIP-style model: bias 0
+        state["logit_bias"] = torch.zeros_like(state["logit_scale"])
+    stale = "text.transformer.embeddings.position_ids"  # newer transformers do not store them
+    if stale in state and stale not in dict(model.named_buffers()):
+        del state[stale]
+    resize_pos_embed(state, model)
+    resize_text_pos_embed(state, model)
+    return state
 
 
 def parameters_fingerprint(model: torch.nn.Module) -> str:
@@ -147,18 +296,52 @@ def _trimmed_text_matches(model, tokenizer, device: torch.device) -> bool:
     return ok
 
 
+def _embed_dim(model, tokenizer, device: torch.device) -> int:
+    """The embedding width, read from the text projection where it has one (no forward pass),
+    else from encoding one text."""
+    proj = getattr(model, "text_projection", None)
+    if isinstance(proj, torch.nn.Linear):
+        return int(proj.out_features)
+    if isinstance(proj, torch.Tensor) and proj.ndim == 2:
+        return int(proj.shape[1])
+    with torch.inference_mode():
+        return int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
+
+
+def _memoised_check(name: str, identity: str, check) -> bool:
+    """``check()``, remembered on disk for this encoder identity and these library versions (the
+    result depends on nothing else), so that a warm start skips its forward passes."""
+    import hashlib
+
+    from .. import paths
+    from .._io import atomic_write_text
+
+    open_clip = import_open_clip()
+    key = hashlib.sha256(f"{name}|{identity}|{open_clip.__version__}|{torch.__version__}".encode())
+    memo = paths.cache_dir() / "checks" / f"{name}-{key.hexdigest()[:32]}.json"
+    try:
+        return bool(json.loads(memo.read_text())[name])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    result = bool(check())
+    try:
+        atomic_write_text(memo, json.dumps({"identity": identity, name: result}))
+    except OSError:
+        pass  # a read-only cache only costs the check next time
+    return result
+
+
 def _takes_cache_dir() -> bool:
     import inspect
 
-    import open_clip
-
+    open_clip = import_open_clip()
     return "cache_dir" in inspect.signature(open_clip.get_tokenizer).parameters
 
 
 def _check_weights(model: str, pretrained: str | None, cache_dir: str | None) -> tuple[str, bool]:
     """Return (weights identity, use offline mode) or raise a clear error within seconds when the
     weights are neither on disk nor downloadable."""
-    import open_clip
+    open_clip = import_open_clip()
 
     if model.startswith("local-dir:"):
         folder = Path(model[len("local-dir:"):]).expanduser()

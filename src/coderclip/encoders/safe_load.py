@@ -8,6 +8,7 @@ that passes holds only tensors and plain containers, so loading it again elsewhe
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from ..errors import ModelLoadError
@@ -23,7 +24,14 @@ def check_checkpoint(path: str | os.PathLike) -> None:
     if p.suffix.lower() in SAFETENSORS_SUFFIXES:
         return
     try:
-        torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+        with warnings.catch_warnings():   # torch's notes on pickle protocols are not for users
+            warnings.simplefilter("ignore")
+            try:
+                torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:
+                if "mmap" not in str(e):
+                    raise
+                torch.load(p, map_location="cpu", weights_only=True)   # legacy (non-zip) format
     except Exception as e:  # noqa: BLE001 - any failure means: not a checkpoint we can trust
         kind = type(e).__name__
         if "pickle" in kind.lower() or "weights only" in str(e).lower():

@@ -44,12 +44,11 @@ def check_methods(methods: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(m for m in METHOD_LABELS if m in set(methods))
 
 
-def bank_types(methods: Sequence[str] | None = None, ablation: bool = True) -> tuple[str, ...]:
-    """The text types a run of ``methods`` needs (CODER + rerank is always run; the ablation
-    adds the noise texts of its "noise" row)."""
+def bank_types(methods: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The text types a run of ``methods`` needs (CODER + rerank is always run). The ablation's
+    noise row comes with WaffleCLIP, whose random-descriptor texts it reuses; without WaffleCLIP
+    no noise text is encoded."""
     needed = {t for m in (*check_methods(methods), "coder-rerank") for t in METHOD_TYPES[m]}
-    if ablation:
-        needed.add("noise")
     return tuple(t for t in TEXT_TYPES if t in needed)
 #: Ablation ladder: label -> text types of the heuristic classifier.
 ABLATION = {

@@ -3,6 +3,7 @@ and a report that records what produced it."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -53,7 +54,7 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              ks: Sequence[int] = DEFAULT_KS, batch_size: int = 64, num_workers: int | None = None,
              cache: bool = True, show_progress_bar: bool = False,
              knowledge_source: str | None = None, methods: Sequence[str] | None = None,
-             encoded_batches: Callable | None = None) -> dict:
+             encoded_batches: Callable | None = None, decode: str = "cpu") -> dict:
     """Evaluate every method on a labelled :class:`~coderclip.datasets.ImageDataset`.
 
     Order of work: align the knowledge to the dataset's classes (by name), build the text bank,
@@ -62,7 +63,9 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     :data:`~coderclip.defaults.DEFAULT_METHODS`; CODER + rerank, its sweeps and the ablation are
     always there); only their texts are encoded. ``encoded_batches`` replaces
     :func:`~coderclip.images.iter_encoded_batches` (same arguments, same batches), e.g. with the
-    Ray engine's :func:`~coderclip.scale.ray_engine.ray_encoded_batches`.
+    Ray engine's :func:`~coderclip.scale.ray_engine.ray_encoded_batches`. ``decode``: ``"cpu"``
+    or ``"device"`` (JPEG decoding on the model's device; see
+    :func:`~coderclip.images.iter_encoded_batches`), for the default image batches.
     """
     from ..images import iter_encoded_batches
 
@@ -74,9 +77,9 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     failures: list[tuple[str, str]] = []
 
     def batches():
-        for idx, emb, bad in (encoded_batches or iter_encoded_batches)(
-                encoder, dataset.paths, batch_size=batch_size, num_workers=num_workers,
-                show_progress_bar=show_progress_bar):
+        encode = encoded_batches or functools.partial(iter_encoded_batches, decode=decode)
+        for idx, emb, bad in encode(encoder, dataset.paths, batch_size=batch_size,
+                                    num_workers=num_workers, show_progress_bar=show_progress_bar):
             failures.extend(bad)
             if idx:
                 kept.extend(idx)

@@ -62,14 +62,18 @@ class _ClassifyActor:
         return self.scorer(block)
 
 
-def portable_classifier(classifier):
+def portable_classifier(classifier, with_vector: bool = False):
     """What actors need of a fitted classifier: its scoring tables and settings, without the
-    model (each actor loads its own) and without the bank's text embeddings (the tables hold
-    what scoring needs), so that the object store holds one copy of the tables only."""
+    model (each actor loads its own), without the bank's text embeddings (the tables hold what
+    scoring needs) and, unless CODER vectors are asked for, without their axes (the largest
+    table: one row per distinct general text), so that actors start sooner."""
     import dataclasses
 
     portable = copy.copy(classifier)
     portable.encoder = None
+    if not with_vector:
+        tables = classifier.tables_
+        portable.tables_ = dataclasses.replace(tables, general_emb=tables.general_emb[:0])
     bank = classifier.bank_
     empty = bank.entry_row[:0]
     portable.bank_ = dataclasses.replace(bank, texts=[], embeddings=bank.embeddings[:0],
@@ -138,7 +142,7 @@ def ray_blocks(job, shards: Sequence[Shard], address: str | None = None, workers
     started = init_ray(address)
     try:
         gpus, device = _gpus(job.device, gpus_per_worker)
-        classifier_ref = ray.put(portable_classifier(job.classifier))
+        classifier_ref = ray.put(portable_classifier(job.classifier, job.with_vector))
         ds = _pipeline(shards, batch_size=job.batch_size, embed_dim=job.embed_dim,
                        preprocess=job.classifier.encoder.preprocess if job.images else None,
                        actor=_ClassifyActor, workers=workers, gpus_per_worker=gpus,
