@@ -27,9 +27,18 @@ from .scoring import (CoderTables, RerankResult, clip_scores, heuristic_scores, 
 
 #: The methods a batch can be scored with.
 METHODS = ("coder-rerank", "coder", "clip", "clip-ensemble")
-#: Rows scored at once when embeddings (not images) are given: large enough for fast matrix
-#: products, small enough that ``[n, C]`` stays about 350 MB at 21k classes.
+#: Rows read at once when embeddings (not images) are given.
 SCORE_BATCH = 4096
+#: Largest score matrix the row-wise batch functions build at once (numbers): 2**26 float32 is
+#: 256 MiB, about 980 images at 21k classes with their synonym columns.
+SCORE_ELEMS = 1 << 26
+
+
+def _row_chunks(x: torch.Tensor, tables: CoderTables) -> Iterator[torch.Tensor]:
+    """``x`` in row blocks whose ``[rows, C + M']`` score matrix stays under :data:`SCORE_ELEMS`."""
+    rows = max(16, SCORE_ELEMS // max(1, tables.score_emb.shape[0]))
+    for start in range(0, x.shape[0], rows):
+        yield x[start:start + rows]
 
 
 def _check_method(method: str) -> None:
@@ -64,11 +73,14 @@ def rerank(x: torch.Tensor, scores: torch.Tensor, tables: CoderTables, method: s
 
 def predict_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
                   rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, **scale) -> np.ndarray:
-    """Predicted class indices ``[n]`` (int64) of one batch (``scale``: as :func:`top_k_batch`;
-    the prediction does not depend on it)."""
-    s = stage1_scores(x, tables, method)
-    rr = rerank(x, s, tables, method, rerank_k, tau)
-    return (rr.prediction if rr is not None else s.argmax(dim=1)).cpu().numpy()
+    """Predicted class indices ``[n]`` (int64) of one batch, scored in row blocks of bounded size
+    (``scale``: as :func:`top_k_batch`; the prediction does not depend on it)."""
+    out = []
+    for xc in _row_chunks(x, tables):
+        s = stage1_scores(xc, tables, method)
+        rr = rerank(xc, s, tables, method, rerank_k, tau)
+        out.append((rr.prediction if rr is not None else s.argmax(dim=1)).cpu().numpy())
+    return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
 def top_k_batch(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = "coder-rerank",
@@ -91,12 +103,18 @@ def top_k_rows(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = "
     the front and the stage-1 probabilities keep their places (rank 1 shows the largest). The
     third array ``[n]`` (bool) says where the rerank changed the answer.
     """
-    s = stage1_scores(x, tables, method, logit_scale, logit_bias)
-    rr = rerank(x, s, tables, method, rerank_k, tau)
-    idx, prob = top_k_probabilities(s, k, _kind(method, probability), rr)
-    changed = (rr.prediction != rr.candidates[:, 0]) if rr is not None else \
-        torch.zeros(len(idx), dtype=torch.bool)
-    return idx.cpu().numpy(), prob.float().cpu().numpy(), changed.cpu().numpy()
+    parts = []
+    for xc in _row_chunks(x, tables):   # the score matrix stays under SCORE_ELEMS numbers
+        s = stage1_scores(xc, tables, method, logit_scale, logit_bias)
+        rr = rerank(xc, s, tables, method, rerank_k, tau)
+        idx, prob = top_k_probabilities(s, k, _kind(method, probability), rr)
+        changed = (rr.prediction != rr.candidates[:, 0]) if rr is not None else \
+            torch.zeros(len(idx), dtype=torch.bool)
+        parts.append((idx.cpu().numpy(), prob.float().cpu().numpy(), changed.cpu().numpy()))
+    if not parts:
+        k = min(int(k), tables.n_classes)
+        return np.empty((0, k), np.int64), np.empty((0, k), np.float32), np.empty(0, bool)
+    return tuple(np.concatenate(a) for a in zip(*parts))
 
 
 def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
@@ -104,12 +122,15 @@ def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-reran
                 logit_bias: float = 0.0, probability: str = "softmax") -> np.ndarray:
     """Class probabilities ``[n, C]`` (float32) for one batch, as :func:`top_k_batch` gives them:
     with the rerank, the candidates' probabilities follow the reranked order."""
-    s = stage1_scores(x, tables, method, logit_scale, logit_bias)
-    p = probabilities(s, _kind(method, probability))
-    rr = rerank(x, s, tables, method, rerank_k, tau)
-    if rr is not None:
-        rr.reorder_probabilities(p)
-    return p.cpu().numpy()
+    parts = []
+    for xc in _row_chunks(x, tables):
+        s = stage1_scores(xc, tables, method, logit_scale, logit_bias)
+        p = probabilities(s, _kind(method, probability))
+        rr = rerank(xc, s, tables, method, rerank_k, tau)
+        if rr is not None:
+            rr.reorder_probabilities(p)
+        parts.append(p.cpu().numpy())
+    return np.concatenate(parts) if parts else np.empty((0, tables.n_classes), np.float32)
 
 
 def _kind(method: str, probability: str) -> str:
@@ -117,12 +138,15 @@ def _kind(method: str, probability: str) -> str:
     return probability if method in ("clip", "clip-ensemble") else "softmax"
 
 
-def row_batches(x: torch.Tensor | np.ndarray, batch_size: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
-    """Consecutive row blocks ``[≤ batch_size, D]`` of an embedding matrix (a view, no copy for
-    tensors; numpy arrays, memory-mapped ones included, are read block by block)."""
+def row_batches(x, batch_size: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
+    """Consecutive row blocks ``[≤ batch_size, D]`` of an embedding matrix: a tensor (views, no
+    copy), a numpy array (memory-mapped ones are read block by block), or anything with ``len``
+    and row slicing (e.g. :class:`coderclip.features.FeatureRows`)."""
     for start in range(0, len(x), batch_size):
-        yield torch.as_tensor(np.asarray(x[start:start + batch_size]) if isinstance(x, np.ndarray)
-                              else x[start:start + batch_size], dtype=torch.float32)
+        block = x[start:start + batch_size]
+        if isinstance(block, np.ndarray):   # a copy of this block (memory maps are read-only)
+            block = torch.from_numpy(np.array(block, dtype=np.float32))
+        yield torch.as_tensor(block, dtype=torch.float32)
 
 
 # ---------------------------------------------------------------------------------- driving
@@ -145,10 +169,11 @@ class StreamSummary:
     failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
-def embedding_batches(x: torch.Tensor | np.ndarray, ids: Sequence[str] | None = None,
+def embedding_batches(x, ids: Sequence[str] | None = None,
                       batch_size: int | None = None, skip: Callable[[str], bool] | None = None
                       ) -> Iterator[EmbeddedBatch]:
-    """Precomputed embeddings ``[N, D]`` as a stream of normalised batches of ``batch_size``
+    """Precomputed embeddings ``[N, D]`` (see :func:`row_batches` for what ``x`` may be) as a
+    stream of normalised batches of ``batch_size``
     (default :data:`SCORE_BATCH`) rows; ids default to row numbers; rows whose id ``skip``
     accepts are left out."""
     batch_size = batch_size or SCORE_BATCH

@@ -99,32 +99,42 @@ class RowWriter:
                                                    "complete": complete}, indent=1) + "\n")
 
     def _scan(self) -> set[str]:
-        """Images already in the part file; a torn last line (a killed write) is cut off."""
-        done: set[str] = set()
-        good = 0
+        """Images already in the part file. A torn last line (a killed write) is cut off; in CSV,
+        where an image spans several lines, the last image's lines are cut too (it may lack
+        ranks) and that image is done again."""
+        done: list[str] = []
+        keep = 0            # bytes of the file that are kept
         with open(self.part, "rb") as f:
             pos = 0
+            last_start = 0  # CSV: where the last image's lines begin
             for n, line in enumerate(f):
                 end = pos + len(line)
                 if not line.endswith(b"\n"):
                     break
                 text = line.decode("utf-8", "surrogateescape").rstrip("\n")
-                if self.fmt == "csv":
-                    if n > 0:
-                        try:
-                            done.add(next(csv.reader([text]))[0])
-                        except (StopIteration, csv.Error):
-                            break
+                try:
+                    image = (next(csv.reader([text]))[0] if self.fmt == "csv"
+                             else json.loads(text)["image"])
+                except (StopIteration, IndexError, csv.Error, ValueError, KeyError, TypeError):
+                    break
+                if self.fmt == "csv" and n == 0:
+                    keep = last_start = end                     # the header
+                elif self.fmt == "csv":
+                    if not done or done[-1] != image:
+                        done.append(image)
+                        last_start = pos
+                    keep = end
                 else:
-                    try:
-                        done.add(json.loads(text)["image"])
-                    except (ValueError, KeyError, TypeError):
-                        break
-                pos = good = end
-        if good < self.part.stat().st_size:
+                    done.append(image)
+                    keep = end
+                pos = end
+        if self.fmt == "csv" and done:
+            done.pop()
+            keep = last_start
+        if keep < self.part.stat().st_size:
             with open(self.part, "r+b") as f:
-                f.truncate(good)
-        return done
+                f.truncate(keep)
+        return set(done)
 
     # ------------------------------------------------------------------ writing
     def _csv_header(self) -> None:

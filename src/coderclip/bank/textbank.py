@@ -16,7 +16,7 @@ import torch
 from .cache import TextEmbeddingCache, cached_encode
 from ..errors import ConfigError
 from ..knowledge import Knowledge
-from .._io import atomic_write_bytes
+from .. import store
 from ..knowledge.noise import WAFFLE_SEEDS, random_descriptors
 from ..knowledge.templates import TEMPLATES_VERSION, DomainTemplates, get_domain, load_templates
 
@@ -37,7 +37,7 @@ METHOD_TYPES: dict[str, tuple[str, ...]] = {
     "cupl-templates": ("name", "attribute", "analogous", "ensemble"),
     "coder": GENERAL_TYPES, "coder-rerank": CODER_TYPES,
 }
-BANK_FORMAT = "coderclip-text-bank-1"
+BANK_FORMAT = "coderclip-text-bank-2"
 
 
 def resolve_templates(knowledge: Knowledge, templates=None) -> DomainTemplates:
@@ -185,33 +185,28 @@ class TextBank:
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> Path:
-        """Write as one safetensors file (texts and names in its metadata); atomic."""
-        from safetensors.torch import save
-
-        meta = {"format": BANK_FORMAT, "class_names": json.dumps(self.class_names),
-                "texts": json.dumps(self.texts), "encoder_identity": self.encoder_identity,
+        """Write as one verified safetensors file (:mod:`coderclip.store`: texts and class names
+        as string tensors, so a 21k-class bank with 300k texts fits); atomic."""
+        meta = {"format": BANK_FORMAT, "encoder_identity": self.encoder_identity,
                 "domain": self.domain, "knowledge_digest": self.knowledge_digest,
                 "templates_version": self.templates_version}
-        tensors = {"embeddings": self.embeddings.contiguous(),
+        tensors = {"embeddings": self.embeddings,
                    "entries": torch.stack([self.entry_row, self.entry_class, self.entry_type,
-                                           self.entry_other], 1).contiguous()}
-        path = Path(path)
-        atomic_write_bytes(path, save(tensors, metadata=meta))
-        return path
+                                           self.entry_other], 1)}
+        return store.write(path, tensors, meta, strings={"texts": self.texts,
+                                                          "class_names": self.class_names})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TextBank:
-        from safetensors import safe_open
-
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                emb, ent = f.get_tensor("embeddings"), f.get_tensor("entries")
-        except Exception as e:
-            raise ConfigError(f"cannot read text bank {str(path)!r}: {e}") from e
-        if meta.get("format") != BANK_FORMAT:
-            raise ConfigError(f"{str(path)!r} is not a coderclip text bank")
-        return cls(class_names=json.loads(meta["class_names"]), texts=json.loads(meta["texts"]),
+            tensors, meta, strings = store.read(path)
+        except store.StoreError as e:
+            raise ConfigError(f"cannot read text bank: {e}") from None
+        if meta.get("format") != BANK_FORMAT or "embeddings" not in tensors or "texts" not in strings:
+            raise ConfigError(f"{str(path)!r} is not a coderclip text bank of this version "
+                              f"(format {meta.get('format')!r}, expected {BANK_FORMAT!r})")
+        emb, ent = tensors["embeddings"], tensors["entries"]
+        return cls(class_names=strings["class_names"], texts=strings["texts"],
                    embeddings=emb, entry_row=ent[:, 0], entry_class=ent[:, 1], entry_type=ent[:, 2],
                    entry_other=ent[:, 3], encoder_identity=meta["encoder_identity"],
                    domain=meta["domain"], knowledge_digest=meta["knowledge_digest"],

@@ -112,9 +112,9 @@ def run(args: argparse.Namespace) -> int:
     feats = paths = None
     problems: list[tuple[str, str]] = []
     if args.features:
-        from ..features import load_features
+        from ..features import open_features
 
-        feats = load_features(args.features)
+        feats = open_features(args.features)   # read block by block, never held whole
     else:
         paths = find_images(args.images, problems=problems)
         if not paths:
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                   "done", file=sys.stderr)
         if feats is not None:
             ids = feats.ids or [str(i) for i in range(len(feats))]
-            batches = embedding_batches(feats.embeddings, ids, skip=writer.done)
+            batches = embedding_batches(feats, ids, skip=writer.done)
         else:
             batches = image_batches(clf.encoder, paths, batch_size=args.batch_size,
                                     num_workers=args.workers, show_progress_bar=sys.stderr.isatty(),
@@ -274,7 +274,7 @@ def _json_to_stdout(clf, args, feats, paths, problems) -> int:
                         extras or [None] * n))
 
     if feats is not None:
-        batches = embedding_batches(feats.embeddings, feats.ids or None)
+        batches = embedding_batches(feats, feats.ids or None)
     else:
         batches = image_batches(clf.encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
                                 show_progress_bar=sys.stderr.isatty())

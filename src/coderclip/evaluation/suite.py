@@ -190,7 +190,7 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
             scores = predict_then_label(enc.embeddings, bank, kn.class_names,
                                         lambda: test.labels()[kept], tau=protocol["tau"],
                                         top_k=protocol["top_k"], taus=run_taus, ks=ks, guard=guard,
-                                        methods=methods, per_image=sink)
+                                        device=encoder.device, methods=methods, per_image=sink)
             run = {
                 "dataset": {**test.describe(), "domain": test.domain},
                 "model": model_spec,
