@@ -118,6 +118,14 @@ def test_benchmark_cli_on_fake_dataset(tmp_path, open_clip_spec, open_clip_dir, 
                   "classes": 10, "domain": "satellite"}
     (run,) = report["runs"]
     check_run(run, n_images=10, n_classes=10)
+    (pfile,) = (out / "predictions").glob("*.csv")          # per-image rows, labels added last
+    assert run["predictions_file"] == str(pfile)
+    import csv
+
+    rows = list(csv.DictReader(pfile.open()))
+    assert len(rows) == 10 and all(r["true_label"] for r in rows)
+    assert sum(r["coder-rerank.label1"] == r["true_label"] for r in rows) == \
+        round(run["methods"]["coder-rerank"]["top1"] / 10)
     assert run["dataset"]["domain"] == "satellite" and run["knowledge"]["domain"] == "satellite"
     assert run["provenance"]["knowledge"]["file"]["sha256"] == file_sha256(kfile)
     assert run["provenance"]["seed"] == 7

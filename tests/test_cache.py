@@ -117,8 +117,6 @@ def test_unwritable_cache_degrades_to_no_cache(tmp_path, caplog):
 
 def test_load_same_order_partial_and_reordered(tmp_path):
     """The whole-shard fast path, a reordered request, duplicates and misses give the same rows."""
-    from coderclip.bank.cache import _digest
-
     cache = TextEmbeddingCache("model-x", tmp_path)
     texts = [f"text {i}" for i in range(50)]
     emb = torch.nn.functional.normalize(torch.randn(50, 8, generator=torch.Generator().manual_seed(0)), dim=1)
@@ -131,7 +129,57 @@ def test_load_same_order_partial_and_reordered(tmp_path):
     assert torch.equal(got[missing[0]], torch.zeros(8))
     keep = [i for i in range(len(request)) if i not in missing]
     assert torch.equal(got[keep], emb[[int(request[i].split()[1]) for i in keep]])
-    # the checksum reads the tensor's memory in place; it equals the digest of its bytes
-    import hashlib
 
-    assert _digest(emb) == hashlib.sha256(emb.numpy().tobytes()).hexdigest()
+
+def test_other_versions_are_left_alone_with_one_note(tmp_path, caplog):
+    """Shards of another coderclip version (older ones beside v2/, newer ones in their own folder or
+    with another format tag) are neither read nor deleted."""
+    import coderclip.bank.cache as cache_module
+    from coderclip import store
+
+    enc = HashEncoder(8)
+    cache = TextEmbeddingCache(enc.identity, tmp_path)
+    cache.model_folder.mkdir(parents=True)
+    old = cache.model_folder / "shard-0001-old.safetensors"        # an older version's layout
+    old.write_bytes(b"written by an older coderclip")
+    newer = cache.model_folder / "v3"
+    newer.mkdir()
+    (newer / "shard-0001.safetensors").write_bytes(b"written by a newer coderclip")
+    tagged = cache.folder / "shard-0000-tagged.safetensors"       # same folder, another format tag
+    store.write(tagged, {"embeddings": torch.zeros(1, 8)}, {"format": "coderclip-text-embeddings-9",
+                                                              "identity": enc.identity},
+                strings={"texts": ["a"]})
+    cache_module._noted.clear()
+    caplog.set_level("INFO", logger="coderclip.bank.cache")
+    _, n = cached_encode(["a", "b"], encode_with(enc), cache)
+    assert n == 2                                                   # nothing foreign was trusted
+    _, n = cached_encode(["a", "b"], encode_with(enc), cache)
+    assert n == 0
+    assert old.exists() and (newer / "shard-0001.safetensors").exists() and tagged.exists()
+    notes = [r.message for r in caplog.records if "also holds" in r.message]
+    assert len(notes) == 1 and "2 entries" in notes[0]
+    tagged_notes = [r.message for r in caplog.records if "coderclip-text-embeddings-9" in r.message]
+    assert len(tagged_notes) == 1 and "alone" in tagged_notes[0]
+
+
+def test_texts_are_stored_as_tensors_not_in_the_header(tmp_path):
+    from safetensors import safe_open
+
+    from coderclip import store
+
+    texts = ["a photo of a cat.", "naïve café — 北京", "two\nlines", "tab\tand\x00nul", ""]
+    cache = TextEmbeddingCache("model-x", tmp_path)
+    cache.add(texts, torch.randn(len(texts), 4))
+    shard = next(cache.folder.glob("shard-*.safetensors"))
+    with safe_open(str(shard), framework="pt") as f:
+        header = f.metadata()
+    assert "texts" not in header and sum(len(v) for v in header.values()) < 200
+    _, missing = cache.load(texts)
+    assert missing == []
+    data, offsets = store.strings_to_tensors(texts)
+    assert store.tensors_to_strings(data, offsets) == texts
+    with pytest.raises(store.StoreError, match="checksum"):
+        raw = bytearray(shard.read_bytes())
+        raw[-2] ^= 0xFF
+        shard.write_bytes(bytes(raw))
+        store.read(shard)

@@ -50,20 +50,20 @@ def test_classify_table_json_csv(capsys, tmp_path, open_clip_spec, image_files, 
                        classes_file, "--format", "json")
     data = json.loads(out)
     assert data["results"][0]["image"] == str(image_files["jpeg"])
-    probs = [p["probability"] for p in data["results"][0]["predictions"]]
+    probs = [p["score"] for p in data["results"][0]["predictions"]]
     assert len(probs) == 3 and probs == sorted(probs, reverse=True)
     target = tmp_path / "out.csv"
     code, _, _ = run(capsys, "classify", image_files["png"], image_files["gray"], "-m", open_clip_spec,
                      "--classes", classes_file, "--format", "csv", "-o", target, "--method", "clip")
     rows = list(csv.DictReader(io.StringIO(target.read_text())))
-    assert len(rows) == 6 and rows[0].keys() == {"image", "rank", "class", "probability"}
+    assert len(rows) == 6 and rows[0].keys() == {"image", "rank", "label", "score"}
 
 
 def test_classify_with_hf_model_and_knowledge(capsys, tmp_path, hf_clip_dir, small_knowledge, image_files):
     kfile = small_knowledge.save(tmp_path / "k.json")
     code, out, _ = run(capsys, "classify", image_files["jpeg"], "-m", f"hf:{hf_clip_dir}", "-k", kfile,
                        "--format", "json")
-    assert code == 0 and {p["class"] for p in json.loads(out)["results"][0]["predictions"]} == {"lime", "lemon", "orange"}
+    assert code == 0 and {p["label"] for p in json.loads(out)["results"][0]["predictions"]} == {"lime", "lemon", "orange"}
 
 
 def test_evaluate_folder_and_csv(capsys, tmp_path, open_clip_spec, hf_clip_dir, small_knowledge):

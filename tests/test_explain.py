@@ -140,7 +140,7 @@ def test_classify_explain_json(tmp_path, pets, capsys, monkeypatch):
                "--rerank-k", "3", "--explain", "--format", "json", "--no-cache"])
     assert rc == 0
     [row] = json.loads(capsys.readouterr().out)["results"]
-    assert row["predictions"][0]["class"] == "dog"
+    assert row["predictions"][0]["label"] == "dog"
     expl = row["explanation"]
     assert {e["type"] for e in expl} == {"name", "attribute", "analogous", "contrast"}
     assert all({"text", "type", "similarity", "contribution"} <= set(e) for e in expl)

@@ -79,10 +79,10 @@ def test_stream_writes_each_batch_and_resumes(fitted, tmp_path):
 
             classify_stream(embedding_batches(x, ids, batch_size=10), fitted.tables_, write, **stream)
     rows = list(csv.reader(path.open()))
-    assert rows[0] == ["image", "rank", "class", "probability"] and len(rows) == 1 + 30 * 2
+    assert rows[0] == ["image", "rank", "label", "score"] and len(rows) == 1 + 30 * 2
     assert json.loads((tmp_path / "out.csv.run.json").read_text())["complete"] is False
-    with path.open("a") as f:
-        f.write("img999,1,half a li")                      # a torn last line
+    with path.open("a") as f:                              # killed inside the next image's rows:
+        f.write("img030,1,class 1,0.500000\nimg030,2,cla")  # one whole line, then a torn one
     seen = []
     with RowWriter(path, "csv", settings) as w:
         assert w.resumed == 30 and w.done("img000") and not w.done("img050")
@@ -158,3 +158,64 @@ def test_embedding_batches_normalise_and_check_ids():
     assert b.ids == ["0", "1", "2", "3", "4"]
     with pytest.raises(ConfigError, match="3 ids for 5"):
         list(embedding_batches(x, ["a", "b", "c"]))
+
+
+@pytest.mark.slow
+def test_a_killed_classify_keeps_its_batches_and_the_rerun_completes(tmp_path, open_clip_spec,
+                                                                      open_clip_encoder):
+    """SIGKILL at whatever moment (the test waits for the first rows, then kills): the file holds
+    only whole rows, and the same command run again finishes it without redoing or repeating."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    n = 12_000
+    x = torch.randn(n, open_clip_encoder.embed_dim, generator=torch.Generator().manual_seed(1))
+    feats = tmp_path / "f.safetensors"
+    save_features(feats, FeatureSet(x, ids=[f"img{i:05d}" for i in range(n)],
+                                    model=open_clip_encoder.identity))
+    classes = tmp_path / "classes.txt"
+    classes.write_text("".join(f"class {i}\n" for i in range(50)))
+    out = tmp_path / "out.csv"
+    cmd = [sys.executable, "-m", "coderclip", "classify", "--features", str(feats), "-m",
+           open_clip_spec, "--classes", str(classes), "--format", "csv", "-o", str(out), "--top", "2",
+           "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.stat().st_size > 1000:      # some batches are on disk
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if out.exists():
+        text = out.read_text()
+        lines = text.splitlines()
+        assert not lines or lines[0] == "image,rank,label,score"
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    rows = list(csv.reader(out.open()))[1:]
+    images = [r[0] for r in rows[::2]]
+    assert images == [f"img{i:05d}" for i in range(n)]               # complete, in order, once
+    assert [r[1] for r in rows] == ["1", "2"] * n
+
+
+def test_feature_rows_read_blocks_like_the_whole_file(tmp_path):
+    from coderclip.features import load_features, open_features
+
+    x = torch.randn(300, D, generator=torch.Generator().manual_seed(4))
+    st = tmp_path / "f.safetensors"
+    save_features(st, FeatureSet(x, ids=[f"r{i}" for i in range(300)], model="m"))
+    npy = tmp_path / "f.npy"
+    np.save(npy, x.numpy())
+    whole = load_features(st)
+    for path in (st, npy):
+        rows = open_features(path)
+        assert len(rows) == 300 and rows.shape == (300, D)
+        got = torch.cat([b.embeddings for b in embedding_batches(rows, batch_size=64)])
+        assert torch.allclose(got, whole.embeddings, atol=1e-6)
+    rows = open_features(st)
+    assert rows.ids == whole.ids and rows.model == "m"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,6 +55,17 @@ class CoderClassifier(EstimatorMixin):
     rerank_k, tau: rerank candidates K and confidence gap τ (rerank when p1 − p2 < τ).
     batch_size: images per batch through the image tower.
     cache: reuse text embeddings cached on disk (``True``), or not (``False``).
+    templates: replace the domain's prompt templates: a file (one ensemble template per line, or
+    JSON per text type), a list of ensemble templates or a mapping per text type (see
+    :func:`~coderclip.knowledge.templates.load_templates`).
+
+    Probabilities: the CLIP baselines (and the peers DCLIP, CuPL, WaffleCLIP, which are CLIP
+    with other class embeddings) use the model's own learned scale (``encoder.logit_scale``,
+    and for SigLIP its bias with a per-class sigmoid), as open_clip and the transformers
+    zero-shot pipeline do. CODER's stage-1 score already carries the paper's fixed ×100 scale; its
+    probabilities are the softmax of that score, the one the rerank's confidence gap τ is defined
+    on. With the rerank, the candidates' probabilities are handed out in the reranked order
+    (the winner gets the largest), so the ranking and its numbers always agree.
 
     Using a classifier before :meth:`fit` raises :class:`~coderclip.errors.NotFittedError`.
     """
@@ -61,7 +73,7 @@ class CoderClassifier(EstimatorMixin):
     def __init__(self, encoder: Encoder, knowledge: Knowledge | str | os.PathLike,
                  method: str = "coder-rerank", types: Sequence[str] | None = None,
                  rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, batch_size: int = 64,
-                 cache: bool = True, show_progress_bar: bool = False):
+                 cache: bool = True, show_progress_bar: bool = False, templates=None):
         self.encoder = encoder
         self.knowledge = knowledge
         self.method = method
@@ -71,6 +83,7 @@ class CoderClassifier(EstimatorMixin):
         self.batch_size = batch_size
         self.cache = cache
         self.show_progress_bar = show_progress_bar
+        self.templates = templates
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X=None, y=None) -> CoderClassifier:
@@ -82,21 +95,53 @@ class CoderClassifier(EstimatorMixin):
         if int(self.rerank_k) < 1:
             raise ConfigError(f"rerank_k must be at least 1, got {self.rerank_k}")
         kn = self.knowledge if isinstance(self.knowledge, Knowledge) else load_knowledge(self.knowledge)
-        types = self._types()
+        bank = TextBank.build(kn, self.encoder, types=self._types(), cache=self.cache,
+                              show_progress_bar=self.show_progress_bar, templates=self.templates)
+        bank.check_encoder(self.encoder)
+        enc = self.encoder
+        self._fit_tables(kn, bank, enc.device, enc.dtype if enc.device.type != "cpu" else torch.float32,
+                         (enc.logit_scale, enc.logit_bias, enc.probability))
+        return self
+
+    def _fit_tables(self, kn: Knowledge, bank: TextBank, device: torch.device, dtype: torch.dtype,
+                    scale: tuple[float, float, str]) -> None:
+        """The fitted state from a text bank: tables on ``device`` and, for the CLIP methods, the
+        model's ``(logit_scale, logit_bias, probability)`` (shared by fit and from_pretrained)."""
         self.knowledge_ = kn
         self.classes_ = np.array(kn.class_names, dtype=object)
-        self.bank_ = TextBank.build(kn, self.encoder, types=types, cache=self.cache,
-                                    show_progress_bar=self.show_progress_bar)
-        self.bank_.check_encoder(self.encoder)
-        dtype = self.encoder.dtype if self.encoder.device.type != "cpu" else torch.float32
-        self.tables_ = CoderTables.from_bank(self.bank_, types=types, device=self.encoder.device,
-                                             dtype=dtype)
+        self.bank_ = bank
+        self.model_scale_ = (float(scale[0]), float(scale[1]), str(scale[2]))
+        self.tables_ = CoderTables.from_bank(bank, types=self._types(), device=device, dtype=dtype)
         if self.method in PROTOTYPE_METHODS:
-            peers = BaselineTables.from_bank(self.bank_, device=self.encoder.device, dtype=dtype)
+            peers = BaselineTables.from_bank(bank, device=device, dtype=dtype)
             proto = {"dclip": peers.dclip, "cupl": peers.cupl, "cupl-templates": peers.cupl_templates,
                      "waffle": None if peers.waffle is None else peers.waffle.mean(0)}[self.method]
             self.tables_ = dataclasses.replace(self.tables_, prompt_emb=proto)
-        return self
+        clip = self._scored_as.startswith("clip")
+        self.logit_scale_ = float(scale[0]) if clip else 1.0
+        self.logit_bias_ = float(scale[1]) if clip else 0.0
+        self.probability_ = scale[2] if clip else "softmax"
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write the fitted classifier to ``folder``: a config JSON, the text bank (safetensors)
+        and the knowledge (JSON); no pickle. Reload with :meth:`from_pretrained`."""
+        from .pretrained import save_classifier
+
+        return save_classifier(self, folder)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, encoder: Encoder | None = None
+                        ) -> CoderClassifier:
+        """A fitted classifier from a :meth:`save_pretrained` folder, without encoding any text.
+
+        ``encoder``: the model that built the bank (its identity is checked; precision and device
+        may differ), needed only to embed images; without one, classify precomputed embeddings
+        (``embeddings=``).
+        """
+        from .pretrained import load_classifier
+
+        return load_classifier(cls, folder, encoder)
 
     def _types(self) -> tuple[str, ...]:
         """The text types this classifier's bank holds."""
@@ -128,6 +173,10 @@ class CoderClassifier(EstimatorMixin):
             for xb in row_batches(embeddings, SCORE_BATCH):
                 yield xb / xb.norm(dim=1, keepdim=True).clamp_min(1e-12)
             return
+        if self.encoder is None:
+            raise ConfigError("this classifier has no encoder to embed images (it was loaded "
+                              "without one): pass embeddings=, or load it with "
+                              "CoderClassifier.from_pretrained(folder, encoder=load_encoder(...))")
         if isinstance(images, (str, os.PathLike, Image.Image)):
             images = [images]
         for start in range(0, len(images), self.batch_size):
@@ -147,28 +196,33 @@ class CoderClassifier(EstimatorMixin):
         return "clip" if self.method in PROTOTYPE_METHODS else self.method
 
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
-        return stage1_scores(x, self.tables_, self._scored_as)
+        return stage1_scores(x, self.tables_, self._scored_as, self.logit_scale_, self.logit_bias_)
 
     def _rerank(self, x: torch.Tensor, scores: torch.Tensor):
         return rerank(x, scores, self.tables_, self._scored_as, self.rerank_k, self.tau)
 
-    def _settings(self) -> dict:
-        return {"method": self._scored_as, "rerank_k": self.rerank_k, "tau": self.tau}
+    def scoring_settings(self) -> dict:
+        """What the pipeline's batch functions need: method, rerank K and τ, the model's scale."""
+        return {"method": self._scored_as, "rerank_k": self.rerank_k, "tau": self.tau,
+                "logit_scale": self.logit_scale_, "logit_bias": self.logit_bias_,
+                "probability": self.probability_}
 
     # ------------------------------------------------------------------ scoring
     def decision_function(self, images: ImagesLike | None = None, *, embeddings=None,
                           out: np.ndarray | None = None) -> np.ndarray:
-        """Stage-1 scores ``[N, C]`` float32 (×100 cosine scale); the rerank only reorders the
-        top K. ``out``: an ``[N, C]`` array (e.g. memory-mapped) to fill instead of a new one."""
-        return self._fill(images, embeddings, out,
-                          lambda x: stage1_scores(x, self.tables_, self._scored_as).cpu().numpy())
+        """Stage-1 logits ``[N, C]`` float32: the model's ``logit_scale · cos + logit_bias`` for
+        the CLIP baselines, CODER's ×100 score otherwise; the rerank only reorders the top K.
+        ``out``: an ``[N, C]`` array (e.g. memory-mapped) to fill instead of a new one."""
+        return self._fill(images, embeddings, out, lambda x: self._scores(x).cpu().numpy())
 
     def predict_proba(self, images: ImagesLike | None = None, *, embeddings=None,
                       out: np.ndarray | None = None) -> np.ndarray:
-        """Softmax of the stage-1 scores ``[N, C]`` float32. ``out``: an ``[N, C]`` array (e.g.
-        memory-mapped) to fill batch by batch instead of allocating one; for many images and
-        classes prefer :meth:`top_k`."""
-        return self._fill(images, embeddings, out, lambda x: proba_batch(x, self.tables_, self._scored_as))
+        """Class probabilities ``[N, C]`` float32 (see the class docstring: the model's own for
+        the CLIP baselines, with the rerank candidates' values in the reranked order). ``out``:
+        an ``[N, C]`` array (e.g. memory-mapped) to fill batch by batch instead of allocating
+        one; for many images and classes prefer :meth:`top_k`."""
+        return self._fill(images, embeddings, out,
+                          lambda x: proba_batch(x, self.tables_, **self.scoring_settings()))
 
     def _fill(self, images, embeddings, out, fn) -> np.ndarray:
         parts, row = [], 0
@@ -195,20 +249,23 @@ class CoderClassifier(EstimatorMixin):
     def predict_index(self, images: ImagesLike | None = None, *, embeddings=None) -> np.ndarray:
         """Predicted class indices ``[N]`` (int64)."""
         with torch.inference_mode():
-            parts = [predict_batch(xb, self.tables_, **self._settings())
+            parts = [predict_batch(xb, self.tables_, **self.scoring_settings())
                      for xb in self._batches(images, embeddings)]
         return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
     def top_k(self, images: ImagesLike | None = None, *, embeddings=None, k: int = 5
               ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` class indices ``[N, k]`` (best first) and their probabilities ``[N, k]``.
+        """Top ``k`` class indices ``[N, k]`` (best first) and their probabilities ``[N, k]``
+        (non-increasing along each row).
 
-        With the rerank, the rerank winner is moved to the front of the stage-1 top K.
+        With the rerank, the rerank winner is moved to the front of the stage-1 top K and the
+        stage-1 probabilities keep their places: rank 1 shows the largest, whichever class the
+        rerank put there (as :meth:`predict_proba`).
         """
         idx, prob = [], []
         with torch.inference_mode():
             for xb in self._batches(images, embeddings):
-                i, p = top_k_batch(xb, self.tables_, k=k, **self._settings())
+                i, p = top_k_batch(xb, self.tables_, k=k, **self.scoring_settings())
                 idx.append(i)
                 prob.append(p)
         if not idx:

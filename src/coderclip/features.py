@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._io import atomic_write_bytes
+from . import store
 from .errors import InputError
 
 FEATURES_FORMAT = "coderclip-features-1"
@@ -50,20 +50,16 @@ class FeatureSet:
 
 
 def save_features(path: str | os.PathLike, features: FeatureSet) -> Path:
-    """Write ``features`` as a safetensors file (atomic)."""
-    from safetensors.torch import save
-
-    tensors = {"embeddings": features.embeddings.detach().cpu().contiguous()}
+    """Write ``features`` as a verified safetensors file (atomic); ids and class names are stored
+    as string tensors (:mod:`coderclip.store`), so millions of ids fit."""
+    tensors = {"embeddings": features.embeddings}
     if features.labels is not None:
-        tensors["labels"] = features.labels.detach().cpu().long().contiguous()
+        tensors["labels"] = features.labels.long()
     meta = {"format": FEATURES_FORMAT}
-    for key in ("ids", "class_names", "model"):
-        value = getattr(features, key)
-        if value is not None:
-            meta[key] = json.dumps(value)
-    path = Path(path)
-    atomic_write_bytes(path, save(tensors, metadata=meta))
-    return path
+    if features.model is not None:
+        meta["model"] = json.dumps(features.model)
+    strings = {k: getattr(features, k) for k in ("ids", "class_names") if getattr(features, k) is not None}
+    return store.write(path, tensors, meta, strings=strings)
 
 
 def load_features(path: str | os.PathLike) -> FeatureSet:
@@ -74,17 +70,13 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
     suffix = path.suffix.lower()
     try:
         if suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                keys = set(f.keys())
-                if "embeddings" not in keys:
-                    raise InputError(f"no tensor named 'embeddings' (found {sorted(keys)})")
-                emb = f.get_tensor("embeddings")
-                labels = f.get_tensor("labels").long() if "labels" in keys else None
+            tensors, meta, strings = store.read(path, verify=None)
+            if "embeddings" not in tensors:
+                raise InputError(f"no tensor named 'embeddings' (found {sorted(tensors)})")
+            labels = tensors["labels"].long() if "labels" in tensors else None
             extra = {k: json.loads(meta[k]) for k in ("ids", "class_names", "model") if k in meta}
-            return FeatureSet(emb, labels, **extra)
+            extra.update(strings)   # ids / class names stored as string tensors
+            return FeatureSet(tensors["embeddings"], labels, **extra)
         if suffix == ".npy":
             return FeatureSet(torch.from_numpy(np.load(path, allow_pickle=False)))
         if suffix == ".npz":
@@ -100,3 +92,69 @@ def load_features(path: str | os.PathLike) -> FeatureSet:
     except Exception as e:
         raise InputError(f"cannot read features file {str(path)!r}: {type(e).__name__}: {e}") from e
     raise InputError(f"unsupported features file type {suffix!r}; use .safetensors, .npy or .npz")
+
+
+class FeatureRows:
+    """Embeddings of a features file read block by block: ``rows[start:stop]`` is a float32 tensor
+    ``[stop - start, D]`` read from disk on demand (safetensors slices, or a memory-mapped ``.npy``),
+    so classifying a file of a million embeddings never holds them all. ``ids`` and ``model`` as
+    in :class:`FeatureSet`."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.ids: list[str] | None = None
+        self.model: str | None = None
+        suffix = self.path.suffix.lower()
+        if not self.path.is_file():
+            raise InputError(f"features file {str(self.path)!r} does not exist")
+        if suffix == ".safetensors":
+            from safetensors import safe_open
+
+            try:
+                self._file = safe_open(str(self.path), framework="pt")
+                self._rows = self._file.get_slice("embeddings")
+                meta = self._file.metadata() or {}
+                names = set(self._file.keys())
+            except Exception as e:
+                raise InputError(f"cannot read features file {str(self.path)!r}: "
+                                  f"{type(e).__name__}: {e}") from None
+            self.shape = tuple(self._rows.get_shape())
+            if "ids.bytes" in names:
+                self.ids = store.tensors_to_strings(self._file.get_tensor("ids.bytes"),
+                                                    self._file.get_tensor("ids.offsets"))
+            elif "ids" in meta:
+                self.ids = json.loads(meta["ids"])
+            self.model = json.loads(meta["model"]) if "model" in meta else None
+        elif suffix == ".npy":
+            try:
+                self._rows = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            except Exception as e:
+                raise InputError(f"cannot read features file {str(self.path)!r}: "
+                                  f"{type(e).__name__}: {e}") from None
+            self.shape = tuple(self._rows.shape)
+        else:   # .npz and anything else: read whole
+            fs = load_features(self.path)
+            self._rows, self.ids, self.model = fs.embeddings, fs.ids, fs.model
+            self.shape = tuple(fs.embeddings.shape)
+        if len(self.shape) != 2:
+            raise InputError(f"{self.path}: embeddings must be a 2-D array [N, D], got shape {self.shape}")
+        if self.ids is not None and len(self.ids) != self.shape[0]:
+            raise InputError(f"{self.path}: {self.shape[0]} embeddings but {len(self.ids)} ids")
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+    def __getitem__(self, index: slice) -> torch.Tensor:
+        block = self._rows[index]
+        if isinstance(block, torch.Tensor):
+            return block.to(torch.float32)
+        return torch.from_numpy(np.array(block, dtype=np.float32))   # a copy of this block only
+
+
+def open_features(path: str | os.PathLike) -> FeatureRows:
+    """A features file opened for reading block by block (see :class:`FeatureRows`)."""
+    return FeatureRows(path)

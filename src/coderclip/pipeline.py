@@ -22,13 +22,23 @@ import torch
 
 from .defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from .errors import ConfigError
-from .scoring import CoderTables, RerankResult, clip_scores, heuristic_scores, move_to_front, rerank_top_k
+from .scoring import (CoderTables, RerankResult, clip_scores, heuristic_scores, probabilities,
+                      rerank_top_k, top_k_probabilities)
 
 #: The methods a batch can be scored with.
 METHODS = ("coder-rerank", "coder", "clip", "clip-ensemble")
-#: Rows scored at once when embeddings (not images) are given: large enough for fast matrix
-#: products, small enough that ``[n, C]`` stays about 350 MB at 21k classes.
+#: Rows read at once when embeddings (not images) are given.
 SCORE_BATCH = 4096
+#: Largest score matrix the row-wise batch functions build at once (numbers): 2**26 float32 is
+#: 256 MiB, about 980 images at 21k classes with their synonym columns.
+SCORE_ELEMS = 1 << 26
+
+
+def _row_chunks(x: torch.Tensor, tables: CoderTables) -> Iterator[torch.Tensor]:
+    """``x`` in row blocks whose ``[rows, C + M']`` score matrix stays under :data:`SCORE_ELEMS`."""
+    rows = max(16, SCORE_ELEMS // max(1, tables.score_emb.shape[0]))
+    for start in range(0, x.shape[0], rows):
+        yield x[start:start + rows]
 
 
 def _check_method(method: str) -> None:
@@ -36,18 +46,20 @@ def _check_method(method: str) -> None:
         raise ConfigError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
 
 
-def stage1_scores(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank") -> torch.Tensor:
-    """Stage-1 scores ``[n, C]`` float32 (×100 cosine scale) of ``x`` ``[n, D]``.
+def stage1_scores(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
+                  logit_scale: float = 100.0, logit_bias: float = 0.0) -> torch.Tensor:
+    """Stage-1 logits ``[n, C]`` float32 of ``x`` ``[n, D]``.
 
-    ``coder`` / ``coder-rerank``: the heuristic classifier; ``clip``: the name prompt;
-    ``clip-ensemble``: the template ensemble. ``x`` is moved to the tables' device.
+    ``coder`` / ``coder-rerank``: the heuristic classifier (the paper's ×100 scale); ``clip``:
+    the name prompt; ``clip-ensemble``: the template ensemble, both ``logit_scale · cos +
+    logit_bias`` (pass the model's own, ``encoder.logit_scale`` …; the defaults are CLIP's usual
+    100). ``x`` is moved to the tables' device.
     """
     _check_method(method)
     x = x.to(tables.group_sum.device)
-    if method == "clip":
-        return clip_scores(x, tables)
-    if method == "clip-ensemble":
-        return clip_scores(x, tables, ensemble=True)
+    if method in ("clip", "clip-ensemble"):
+        return clip_scores(x, tables, ensemble=method == "clip-ensemble", logit_scale=logit_scale,
+                           logit_bias=logit_bias)
     return heuristic_scores(x, tables)
 
 
@@ -60,41 +72,81 @@ def rerank(x: torch.Tensor, scores: torch.Tensor, tables: CoderTables, method: s
 
 
 def predict_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
-                  rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU) -> np.ndarray:
-    """Predicted class indices ``[n]`` (int64) of one batch."""
-    s = stage1_scores(x, tables, method)
-    rr = rerank(x, s, tables, method, rerank_k, tau)
-    return (rr.prediction if rr is not None else s.argmax(dim=1)).cpu().numpy()
+                  rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, **scale) -> np.ndarray:
+    """Predicted class indices ``[n]`` (int64) of one batch, scored in row blocks of bounded size
+    (``scale``: as :func:`top_k_batch`; the prediction does not depend on it)."""
+    out = []
+    for xc in _row_chunks(x, tables):
+        s = stage1_scores(xc, tables, method)
+        rr = rerank(xc, s, tables, method, rerank_k, tau)
+        out.append((rr.prediction if rr is not None else s.argmax(dim=1)).cpu().numpy())
+    return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
 def top_k_batch(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = "coder-rerank",
-                rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU
+                rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, logit_scale: float = 100.0,
+                logit_bias: float = 0.0, probability: str = "softmax"
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` classes ``[n, k]`` (int64, best first) and their stage-1 softmax probabilities
-    ``[n, k]`` (float32) for one batch. With the rerank, its winner is moved to the front."""
-    s = stage1_scores(x, tables, method)
-    k = min(int(k), s.shape[1])
-    top = s.topk(k, dim=1)
-    lse = torch.logsumexp(s, dim=1, keepdim=True)
-    idx = top.indices
-    rr = rerank(x, s, tables, method, rerank_k, tau)
-    if rr is not None:
-        idx = move_to_front(rr.prediction, idx)
-    prob = torch.exp(torch.gather(s, 1, idx) - lse)
-    return idx.cpu().numpy(), prob.float().cpu().numpy()
+    """:func:`top_k_rows` without the rerank flags."""
+    return top_k_rows(x, tables, k, method, rerank_k, tau, logit_scale, logit_bias, probability)[:2]
 
 
-def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank") -> np.ndarray:
-    """Softmax of the stage-1 scores ``[n, C]`` (float32) for one batch."""
-    return torch.softmax(stage1_scores(x, tables, method), dim=1).cpu().numpy()
+def top_k_rows(x: torch.Tensor, tables: CoderTables, k: int = 5, method: str = "coder-rerank",
+               rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, logit_scale: float = 100.0,
+               logit_bias: float = 0.0, probability: str = "softmax"
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top ``k`` classes ``[n, k]`` (int64, best first) and their probabilities ``[n, k]``
+    (float32, non-increasing along each row) for one batch.
+
+    CLIP methods: the model's ``logit_scale``, ``logit_bias`` and ``probability`` (softmax, or
+    SigLIP's sigmoid); CODER: softmax of its ×100 score. With the rerank, its winner is moved to
+    the front and the stage-1 probabilities keep their places (rank 1 shows the largest). The
+    third array ``[n]`` (bool) says where the rerank changed the answer.
+    """
+    parts = []
+    for xc in _row_chunks(x, tables):   # the score matrix stays under SCORE_ELEMS numbers
+        s = stage1_scores(xc, tables, method, logit_scale, logit_bias)
+        rr = rerank(xc, s, tables, method, rerank_k, tau)
+        idx, prob = top_k_probabilities(s, k, _kind(method, probability), rr)
+        changed = (rr.prediction != rr.candidates[:, 0]) if rr is not None else \
+            torch.zeros(len(idx), dtype=torch.bool)
+        parts.append((idx.cpu().numpy(), prob.float().cpu().numpy(), changed.cpu().numpy()))
+    if not parts:
+        k = min(int(k), tables.n_classes)
+        return np.empty((0, k), np.int64), np.empty((0, k), np.float32), np.empty(0, bool)
+    return tuple(np.concatenate(a) for a in zip(*parts))
 
 
-def row_batches(x: torch.Tensor | np.ndarray, batch_size: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
-    """Consecutive row blocks ``[≤ batch_size, D]`` of an embedding matrix (a view, no copy for
-    tensors; numpy arrays, memory-mapped ones included, are read block by block)."""
+def proba_batch(x: torch.Tensor, tables: CoderTables, method: str = "coder-rerank",
+                rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, logit_scale: float = 100.0,
+                logit_bias: float = 0.0, probability: str = "softmax") -> np.ndarray:
+    """Class probabilities ``[n, C]`` (float32) for one batch, as :func:`top_k_batch` gives them:
+    with the rerank, the candidates' probabilities follow the reranked order."""
+    parts = []
+    for xc in _row_chunks(x, tables):
+        s = stage1_scores(xc, tables, method, logit_scale, logit_bias)
+        p = probabilities(s, _kind(method, probability))
+        rr = rerank(xc, s, tables, method, rerank_k, tau)
+        if rr is not None:
+            rr.reorder_probabilities(p)
+        parts.append(p.cpu().numpy())
+    return np.concatenate(parts) if parts else np.empty((0, tables.n_classes), np.float32)
+
+
+def _kind(method: str, probability: str) -> str:
+    """CODER's probabilities are always a softmax of its score; CLIP's follow the model."""
+    return probability if method in ("clip", "clip-ensemble") else "softmax"
+
+
+def row_batches(x, batch_size: int = SCORE_BATCH) -> Iterator[torch.Tensor]:
+    """Consecutive row blocks ``[≤ batch_size, D]`` of an embedding matrix: a tensor (views, no
+    copy), a numpy array (memory-mapped ones are read block by block), or anything with ``len``
+    and row slicing (e.g. :class:`coderclip.features.FeatureRows`)."""
     for start in range(0, len(x), batch_size):
-        yield torch.as_tensor(np.asarray(x[start:start + batch_size]) if isinstance(x, np.ndarray)
-                              else x[start:start + batch_size], dtype=torch.float32)
+        block = x[start:start + batch_size]
+        if isinstance(block, np.ndarray):   # a copy of this block (memory maps are read-only)
+            block = torch.from_numpy(np.array(block, dtype=np.float32))
+        yield torch.as_tensor(block, dtype=torch.float32)
 
 
 # ---------------------------------------------------------------------------------- driving
@@ -117,10 +169,11 @@ class StreamSummary:
     failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
-def embedding_batches(x: torch.Tensor | np.ndarray, ids: Sequence[str] | None = None,
+def embedding_batches(x, ids: Sequence[str] | None = None,
                       batch_size: int | None = None, skip: Callable[[str], bool] | None = None
                       ) -> Iterator[EmbeddedBatch]:
-    """Precomputed embeddings ``[N, D]`` as a stream of normalised batches of ``batch_size``
+    """Precomputed embeddings ``[N, D]`` (see :func:`row_batches` for what ``x`` may be) as a
+    stream of normalised batches of ``batch_size``
     (default :data:`SCORE_BATCH`) rows; ids default to row numbers; rows whose id ``skip``
     accepts are left out."""
     batch_size = batch_size or SCORE_BATCH
@@ -155,9 +208,11 @@ def image_batches(encoder, paths: Sequence[str], batch_size: int = 64, num_worke
 
 def classify_stream(batches: Iterable[EmbeddedBatch], tables: CoderTables, write: Callable, *,
                     class_names: Sequence[str], k: int = 5, method: str = "coder-rerank",
-                    rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU) -> StreamSummary:
-    """Score every batch with :func:`top_k_batch` and call ``write(ids, classes, probabilities)``
-    (``[n]`` ids, ``[n, k]`` class names, ``[n, k]`` probabilities) once per batch.
+                    rerank_k: int = DEFAULT_TOP_K, tau: float = DEFAULT_TAU, **scale) -> StreamSummary:
+    """Score every batch with :func:`top_k_rows` and call ``write(ids, classes, probabilities,
+    reranked)`` (``[n]`` ids, ``[n, k]`` class names, ``[n, k]`` probabilities, ``[n]`` whether
+    the rerank changed the answer) once per batch. ``scale``:
+    the model's ``logit_scale``, ``logit_bias`` and ``probability`` (see :func:`top_k_batch`).
 
     Memory holds one batch at a time; whatever ``write`` has stored survives an interruption.
     """
@@ -168,7 +223,8 @@ def classify_stream(batches: Iterable[EmbeddedBatch], tables: CoderTables, write
         if not b.ids:
             continue
         with torch.inference_mode():
-            idx, prob = top_k_batch(b.embeddings, tables, k=k, method=method, rerank_k=rerank_k, tau=tau)
-        write(b.ids, names[idx], prob)
+            idx, prob, changed = top_k_rows(b.embeddings, tables, k=k, method=method,
+                                            rerank_k=rerank_k, tau=tau, **scale)
+        write(b.ids, names[idx], prob, changed)
         out.written += len(b.ids)
     return out

@@ -1,8 +1,10 @@
 """Prediction rows on disk, written batch by batch so that an interrupted run keeps every finished
 batch and a rerun resumes where it stopped.
 
-Formats: ``csv`` (``image,rank,class,probability``, one line per image and rank), ``jsonl`` (one
-JSON object per image), ``json`` (one document, assembled at the end from a JSON-lines part
+Formats: ``csv`` (``image,rank,label,score``, one line per image and rank), ``jsonl`` (one
+JSON object per image: ``{"image": ..., "reranked": ..., "predictions": [{"label": ...,
+"score": ...}, ...]}``, the transformers pipeline's key names; :func:`read_prediction` also reads
+the older ``class``/``probability``), ``json`` (one document, assembled at the end from a JSON-lines part
 file, so memory stays flat), ``table`` (text for a terminal). Beside a file output lies
 ``<output>.run.json``: the settings that produced it and whether it is complete. A rerun with the
 same settings skips the images already written (a half-written last line is cut off); a rerun
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 FORMATS = ("table", "csv", "jsonl", "json")
+#: The key names of one prediction; recorded in the run settings so that a file written with the
+#: older names (``class``, ``probability``) is not resumed with the new ones.
+ROW_KEYS = "label,score"
 
 
 class RowWriter:
@@ -94,53 +99,65 @@ class RowWriter:
                                                    "complete": complete}, indent=1) + "\n")
 
     def _scan(self) -> set[str]:
-        """Images already in the part file; a torn last line (a killed write) is cut off."""
-        done: set[str] = set()
-        good = 0
+        """Images already in the part file. A torn last line (a killed write) is cut off; in CSV,
+        where an image spans several lines, the last image's lines are cut too (it may lack
+        ranks) and that image is done again."""
+        done: list[str] = []
+        keep = 0            # bytes of the file that are kept
         with open(self.part, "rb") as f:
             pos = 0
+            last_start = 0  # CSV: where the last image's lines begin
             for n, line in enumerate(f):
                 end = pos + len(line)
                 if not line.endswith(b"\n"):
                     break
                 text = line.decode("utf-8", "surrogateescape").rstrip("\n")
-                if self.fmt == "csv":
-                    if n > 0:
-                        try:
-                            done.add(next(csv.reader([text]))[0])
-                        except (StopIteration, csv.Error):
-                            break
+                try:
+                    image = (next(csv.reader([text]))[0] if self.fmt == "csv"
+                             else json.loads(text)["image"])
+                except (StopIteration, IndexError, csv.Error, ValueError, KeyError, TypeError):
+                    break
+                if self.fmt == "csv" and n == 0:
+                    keep = last_start = end                     # the header
+                elif self.fmt == "csv":
+                    if not done or done[-1] != image:
+                        done.append(image)
+                        last_start = pos
+                    keep = end
                 else:
-                    try:
-                        done.add(json.loads(text)["image"])
-                    except (ValueError, KeyError, TypeError):
-                        break
-                pos = good = end
-        if good < self.part.stat().st_size:
+                    done.append(image)
+                    keep = end
+                pos = end
+        if self.fmt == "csv" and done:
+            done.pop()
+            keep = last_start
+        if keep < self.part.stat().st_size:
             with open(self.part, "r+b") as f:
-                f.truncate(good)
-        return done
+                f.truncate(keep)
+        return set(done)
 
     # ------------------------------------------------------------------ writing
     def _csv_header(self) -> None:
-        self._out.write("image,rank,class,probability\n")
+        self._out.write("image,rank,label,score\n")
 
     def write(self, ids: Sequence[str], classes: np.ndarray, probs: np.ndarray,
-              extras: Sequence[dict] | None = None) -> None:
+              reranked: Sequence[bool] | None = None, extras: Sequence[dict] | None = None) -> None:
         """One batch: ``ids`` ``[n]``, ``classes`` ``[n, k]`` names, ``probs`` ``[n, k]``;
+        ``reranked`` ``[n]``: the rerank changed the answer (marked in tables and JSON rows);
         ``extras``: per image, more keys for its JSON row (an ``explanation`` list is also shown
         in a table; CSV leaves them out)."""
         extras = extras if extras is not None else [{}] * len(ids)
         buf = io.StringIO()
+        if reranked is None:
+            reranked = [False] * len(ids)
         if self.fmt == "csv":
             w = csv.writer(buf, lineterminator="\n")
             for image, cs, ps in zip(ids, classes, probs):
                 for rank, (c, p) in enumerate(zip(cs, ps), 1):
                     w.writerow([image, rank, c, f"{p:.6f}"])
         elif self.fmt == "table":
-            for image, cs, ps, extra in zip(ids, classes, probs, extras):
+            for image, cs, ps, chosen, extra in zip(ids, classes, probs, reranked, extras):
                 buf.write(f"{image}\n")
-                chosen = reranked(ps)
                 for rank, (c, p) in enumerate(zip(cs, ps), 1):
                     mark = "  (chosen by the rerank)" if chosen and rank == 1 else ""
                     buf.write(f"  {rank}. {c:<40} {p:7.2%}{mark}\n")
@@ -150,8 +167,8 @@ class RowWriter:
                         vs = f" (vs {e['versus']})" if "versus" in e else ""
                         buf.write(f"    {e['contribution']:+8.3f}  {e['type']:<9} {e['text']}{vs}\n")
         else:
-            for image, cs, ps, extra in zip(ids, classes, probs, extras):
-                row = {**prediction_row(image, cs, ps), **extra}
+            for image, cs, ps, chosen, extra in zip(ids, classes, probs, reranked, extras):
+                row = {**prediction_row(image, cs, ps, chosen), **extra}
                 buf.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._out.write(buf.getvalue())
         self._out.flush()
@@ -192,16 +209,18 @@ class RowWriter:
             self.close(complete=exc_type is None)
 
 
-def reranked(probs) -> bool:
-    """Whether the rerank put first a class whose (stage-1) probability is below another shown:
-    the winner is listed first with its own probability, and the row says why."""
-    return len(probs) > 1 and float(probs[0]) < max(float(p) for p in probs)
+def prediction_row(image: str, classes, probs, reranked: bool = False) -> dict:
+    """One image's JSON row: its top classes with probabilities, best first; ``reranked``: the
+    rerank changed the answer."""
+    return {"image": image, "reranked": bool(reranked),
+            "predictions": [{"label": str(c), "score": float(p)} for c, p in zip(classes, probs)]}
 
 
-def prediction_row(image: str, classes, probs) -> dict:
-    """One image's JSON row: its top classes with probabilities, best first."""
-    return {"image": image, "reranked": reranked(probs),
-            "predictions": [{"class": str(c), "probability": float(p)} for c, p in zip(classes, probs)]}
+def read_prediction(item: dict) -> tuple[str, float]:
+    """``(label, score)`` of one prediction of a JSON row, in the current or the older key names."""
+    label = item["label"] if "label" in item else item["class"]
+    score = item["score"] if "score" in item else item["probability"]
+    return str(label), float(score)
 
 
 def _diff(old: dict | None, new: dict) -> str:

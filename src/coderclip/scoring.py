@@ -170,13 +170,56 @@ def heuristic_scores(x: torch.Tensor, tables: CoderTables) -> torch.Tensor:
     return scores.mul_(scale) if scores.is_contiguous() else scores * scale
 
 
-def clip_scores(x: torch.Tensor, tables: CoderTables, ensemble: bool = False) -> torch.Tensor:
-    """Plain CLIP zero-shot logits ``[N, C]`` (100 · cosine): one name prompt per class, or the
-    normalised mean of the template ensemble."""
+def clip_scores(x: torch.Tensor, tables: CoderTables, ensemble: bool = False,
+                logit_scale: float = 100.0, logit_bias: float = 0.0) -> torch.Tensor:
+    """Plain CLIP zero-shot logits ``[N, C]``, ``logit_scale · cosine + logit_bias``: one name
+    prompt per class, or the normalised mean of the template ensemble.
+
+    The defaults (100, 0) are CLIP's usual fixed scale; pass the model's own
+    (``encoder.logit_scale``, ``encoder.logit_bias``) for the probabilities it was trained to give.
+    The ranking does not depend on them.
+    """
     w = tables.ensemble_emb if ensemble else tables.prompt_emb
     if w is None:
         raise ConfigError("the text bank was built without ensemble templates")
-    return 100.0 * (x.to(w.dtype) @ w.T).float()
+    return cosine_logits(x, w, logit_scale, logit_bias)
+
+
+def cosine_logits(x: torch.Tensor, class_emb: torch.Tensor, logit_scale: float = 100.0,
+                  logit_bias: float = 0.0) -> torch.Tensor:
+    """``logit_scale · x̂ · Wᵀ + logit_bias`` ``[N, C]`` in float32, for unit image embeddings
+    ``x`` ``[N, D]`` and one unit embedding per class ``class_emb`` ``[C, D]``."""
+    logits = (x.to(class_emb.dtype) @ class_emb.T).float().mul_(float(logit_scale))
+    return logits.add_(float(logit_bias)) if logit_bias else logits
+
+
+#: How logits become probabilities: a softmax over the classes (CLIP, CODER) or an independent
+#: sigmoid per class (SigLIP, trained with a sigmoid loss; its values do not sum to 1).
+PROBABILITY_KINDS = ("softmax", "sigmoid")
+
+
+def probabilities(scores: torch.Tensor, kind: str = "softmax",
+                  values: torch.Tensor | None = None) -> torch.Tensor:
+    """Probabilities from logits ``scores`` ``[N, C]``: of every class, or only of ``values``
+    ``[N, k]`` (some of each row's scores, e.g. its top k) without materialising ``[N, C]``
+    probabilities."""
+    if kind not in PROBABILITY_KINDS:
+        raise ConfigError(f"unknown probability kind {kind!r}; expected one of {PROBABILITY_KINDS}")
+    if kind == "sigmoid":
+        return torch.sigmoid(scores if values is None else values)
+    if values is None:
+        return torch.softmax(scores, dim=1)
+    return torch.exp(values - torch.logsumexp(scores, dim=1, keepdim=True))
+
+
+def top_k_probabilities(scores: torch.Tensor, k: int, kind: str = "softmax",
+                        rerank: RerankResult | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top ``k`` classes ``[N, k]`` (best first) and their probabilities ``[N, k]`` from stage-1
+    logits ``[N, C]``. With a ``rerank``, its winner is moved to the front and the numbers keep
+    their places (the largest stays at rank 1; see :meth:`RerankResult.reorder_probabilities`)."""
+    top = scores.topk(min(int(k), scores.shape[1]), dim=1)
+    idx = top.indices if rerank is None else move_to_front(rerank.prediction, top.indices)
+    return idx, probabilities(scores, kind, top.values)
 
 
 @dataclasses.dataclass
@@ -198,6 +241,16 @@ class RerankResult:
     def ranking(self) -> torch.Tensor:
         """Candidates reordered: rerank winner first, the others in stage-1 order ``[N, K]``."""
         return move_to_front(self.prediction, self.candidates)
+
+    def reorder_probabilities(self, proba: torch.Tensor) -> torch.Tensor:
+        """Stage-1 probabilities ``[N, C]`` made to agree with the reranked order, in place.
+
+        The candidates' stage-1 probabilities (sorted, best first) are handed out in the reranked
+        order: the rerank winner gets the largest, the others follow. The set of numbers and every
+        non-candidate class are unchanged, so a ranking by probability is the reranked ranking.
+        """
+        values = torch.gather(proba, 1, self.candidates)
+        return proba.scatter_(1, self.ranking(), values)
 
 
 def move_to_front(winner: torch.Tensor, ranking: torch.Tensor) -> torch.Tensor:

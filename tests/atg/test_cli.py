@@ -140,7 +140,7 @@ def test_generated_file_with_a_real_encoder_is_classified_unchanged(workdir, cha
                "-k", "k.json", "--format", "json", "--top", "3"])
     rows = json.loads(capsys.readouterr().out)["results"]
     assert rc == 0 and len(rows) == 3
-    assert all(p["class"] in CLASSES for r in rows for p in r["predictions"])
+    assert all(p["label"] in CLASSES for r in rows for p in r["predictions"])
 
 
 def test_regenerate_one_type_of_a_shipped_pack_into_a_new_file(workdir, chat_server, capsys):

@@ -131,21 +131,20 @@ def test_json_report_of_knowledge_merge_and_evaluate_are_written(capsys, tmp_pat
     assert json.loads((tmp_path / "new" / "m.json").read_text())["classes"][0]["name"] == "lime"
 
 
-def test_rerank_winner_is_marked_where_its_probability_is_lower(capsys, tmp_path):
-    """After the rerank the winner is listed first with its own (stage-1) probability; where that
-    is below the runner-up's, the row says it was chosen by the rerank instead of looking wrong."""
+def test_rerank_winner_is_marked(capsys, tmp_path):
+    """Where the rerank changed the answer, the row says it was chosen by the rerank."""
     import numpy as np
 
     from coderclip.rows import RowWriter
 
     ids = ["a.jpg", "b.jpg"]
     classes = np.array([["lime", "lemon"], ["lemon", "lime"]], dtype=object)
-    probs = np.array([[0.31, 0.62], [0.7, 0.2]])
+    probs = np.array([[0.62, 0.31], [0.7, 0.2]])
     with RowWriter(None, "table", {}) as w:
-        w.write(ids, classes, probs)
+        w.write(ids, classes, probs, [True, False])
     table = capsys.readouterr().out.splitlines()
     assert table[1].endswith("(chosen by the rerank)") and "rerank" not in "".join(table[2:])
     with RowWriter(tmp_path / "r.jsonl", "jsonl", {"x": 1}) as w:
-        w.write(ids, classes, probs)
+        w.write(ids, classes, probs, np.array([True, False]))
     got = [json.loads(ln) for ln in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert [r["reranked"] for r in got] == [True, False]

@@ -86,14 +86,14 @@ def test_embeddings_parquet_and_csv_manifest_inputs(capsys, tmp_path, open_clip_
     assert code == 0, err
     lines = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
     assert [r["image"] for r in lines] == [r["key"] for r in rows]
-    assert [r["predictions"][0]["class"] for r in lines] == [r["label"] for r in rows]
+    assert [r["predictions"][0]["label"] for r in lines] == [r["label"] for r in rows]
     # Parquet with image bytes, and a path,label manifest
     pq_file = write_parquet_images(tmp_path / "00000.parquet", [f"k{i}" for i in range(4)])
     code, _, err = cli(capsys, "classify", pq_file, "-m", open_clip_spec, "-k", kfile, "-o",
                        tmp_path / "p.csv", "--format", "csv")
     assert code == 0, err
     text = (tmp_path / "p.csv").read_text().splitlines()
-    assert text[0] == "image,rank,class,probability" and text[1].startswith("k0,1,")
+    assert text[0] == "image,rank,label,score" and text[1].startswith("k0,1,")
     from PIL import Image
 
     for i in range(3):

@@ -36,18 +36,22 @@ class AnalogousFilter:
         self.domain = domain
         self.encoder = encoder
         self.threshold = float(threshold)
-        self._keys = [normalize_name(n) for n in self.class_names]
+        self._keys = {normalize_name(n) for n in self.class_names}   # O(1) membership
         self._emb = name_embeddings
         if encoder is not None and self._emb is None:
             self._emb = encoder.encode_texts([domain.name_prompt(n) for n in self.class_names])
         self._lock = threading.Lock()  # encoders are not promised to be thread-safe
 
     def split(self, class_index: int, candidates: Sequence[str]) -> tuple[list[str], list[str]]:
-        """``(kept, rejected)`` among ``candidates`` for class ``class_index`` (order kept)."""
+        """``(kept, rejected)`` among ``candidates`` for class ``class_index`` (order kept).
+
+        Cost for K candidates: one ``[K, C]`` similarity product (``O(K · C · D)``), set lookups
+        for the names; no work over class pairs.
+        """
         named = [normalize_name(c) in self._keys for c in candidates]  # a class of ours by name
         to_embed = [c for c, is_class in zip(candidates, named) if not is_class]
         too_close: set[str] = set()
-        if to_embed and self.encoder is not None and self._emb is not None and len(self._keys) > 1:
+        if to_embed and self.encoder is not None and self._emb is not None and len(self.class_names) > 1:
             with self._lock:
                 emb = self.encoder.encode_texts([self.domain.name_prompt(c) for c in to_embed])  # [K, D]
             sims = emb @ self._emb.to(emb.device).T  # [K, C]

@@ -1,16 +1,21 @@
 """On-disk cache of text embeddings, keyed by (encoder identity, exact text).
 
-Layout: ``$CODERCLIP_CACHE/text-embeddings/<sha256(identity)[:24]>/shard-*.safetensors``. Each shard
-holds an ``embeddings`` tensor ``[n, D]`` and, in its metadata, the identity, the texts (JSON) and
-a SHA-256 of the tensor bytes. Writers only ever add new shards through an atomic rename, so
-concurrent processes never see half-written files; a shard that fails any check (unreadable,
-wrong identity, wrong shape, checksum mismatch) is deleted and its texts are encoded again.
+Layout: ``$CODERCLIP_CACHE/text-embeddings/<sha256(identity)[:24]>/v2/shard-*.safetensors``. Each
+shard (:mod:`coderclip.store`) holds an ``embeddings`` tensor ``[n, D]``, its texts as UTF-8 bytes
+plus offsets (tensors, not header: millions of texts fit), the identity and a SHA-256 of it all.
+Writers only ever add new shards through an atomic rename, so concurrent processes never see
+half-written files. Versions keep to their own folder (``v2/``): shards of another coderclip
+version (``v1`` shards lie directly in the model folder) are left alone, with one note. A shard of
+this version that fails a check (unreadable, wrong identity or shape, checksum mismatch) is
+deleted and its texts encoded again.
+
+Cost: loading ``T`` cached texts is ``O(T)`` (one pass over the bytes, one dictionary); 2M texts
+load in a few seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -20,20 +25,20 @@ from pathlib import Path
 
 import torch
 
+from .. import store
 from ..errors import CacheError
-from .._io import atomic_write_bytes
 from ..paths import CACHE_ENV, cache_dir  # noqa: F401  (re-exported: coderclip.bank.cache.cache_dir)
 
 log = logging.getLogger(__name__)
 
-SHARD_FORMAT = "coderclip-text-embeddings-1"
+SHARD_FORMAT = "coderclip-text-embeddings-2"
+#: This version's sub-folder of a model's cache folder; other versions use other names.
+VERSION_DIR = "v2"
 #: Shards are merged into one when a model's folder holds more than this many.
 MAX_SHARDS = 16
 
 
-def _digest(t: torch.Tensor) -> str:
-    # hash the tensor's memory in place (buffer protocol): no copy of the bytes first
-    return hashlib.sha256(t.contiguous().view(torch.uint8).numpy().data).hexdigest()
+_noted: set[Path] = set()
 
 
 class TextEmbeddingCache:
@@ -42,36 +47,51 @@ class TextEmbeddingCache:
     def __init__(self, identity: str, root: str | os.PathLike | None = None):
         self.identity = identity
         self.root = Path(root) if root is not None else cache_dir()
-        self.folder = self.root / "text-embeddings" / hashlib.sha256(identity.encode()).hexdigest()[:24]
+        self.model_folder = self.root / "text-embeddings" / hashlib.sha256(identity.encode()).hexdigest()[:24]
+        self.folder = self.model_folder / VERSION_DIR
 
     # ------------------------------------------------------------------ reading
     def _shards(self) -> list[Path]:
+        self._note_other_versions()
         return sorted(self.folder.glob("shard-*.safetensors")) if self.folder.is_dir() else []
 
-    def _read_shard(self, path: Path, dim: int | None) -> tuple[list[str], torch.Tensor] | None:
-        """Texts and embeddings of a valid shard; ``None`` (and the shard removed) if invalid."""
-        from safetensors import safe_open
+    def _note_other_versions(self) -> None:
+        """One note per process and folder about shards this version does not read (never removed)."""
+        if self.model_folder in _noted or not self.model_folder.is_dir():
+            return
+        _noted.add(self.model_folder)
+        other = [p for p in self.model_folder.iterdir()
+                 if p.name != VERSION_DIR and (p.is_dir() or p.suffix == ".safetensors")]
+        if other:
+            log.info("text-embedding cache %s also holds %d entr%s of another coderclip version "
+                     "(%s); left alone", self.model_folder, len(other), "y" if len(other) == 1 else "ies",
+                     ", ".join(sorted(p.name for p in other)[:3]))
 
+    def _read_shard(self, path: Path, dim: int | None) -> tuple[list[str], torch.Tensor] | None:
+        """Texts and embeddings of a valid shard; ``None`` if it cannot be used (removed when it
+        is a damaged shard of this version, left alone when it is another version's)."""
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                emb = f.get_tensor("embeddings")
-            texts = json.loads(meta["texts"])
-            problem = None
+            tensors, meta, strings = store.read(path)
+        except store.StoreError as e:
+            if not path.exists():
+                return None  # removed by a concurrent compaction: its texts are in the merged shard
+            problem = str(e)
+        else:
             if meta.get("format") != SHARD_FORMAT:
-                problem = f"unknown format {meta.get('format')!r}"
-            elif meta.get("identity") != self.identity:
+                if path not in _noted:
+                    _noted.add(path)
+                    log.info("leaving cache file %s alone: format %r is another coderclip "
+                             "version's", path, meta.get("format"))
+                return None
+            emb, texts = tensors.get("embeddings"), strings.get("texts")
+            problem = None
+            if meta.get("identity") != self.identity:
                 problem = "it belongs to another model"
-            elif emb.dtype != torch.float32 or emb.ndim != 2 or emb.shape[0] != len(texts):
+            elif emb is None or texts is None or emb.dtype != torch.float32 or emb.ndim != 2 \
+                    or emb.shape[0] != len(texts):
                 problem = "its embeddings do not match its texts"
             elif dim is not None and emb.shape[1] != dim:
                 problem = f"its embedding size {emb.shape[1]} differs from the model's {dim}"
-            elif _digest(emb) != meta.get("sha256"):
-                problem = "its checksum does not match"
-        except FileNotFoundError:
-            return None  # removed by a concurrent compaction: its texts are in the merged shard
-        except Exception as e:  # any parse failure means the file cannot be trusted
-            problem = f"it cannot be read ({type(e).__name__}: {e})"
         if problem:
             log.warning("ignoring and removing cache file %s: %s", path, problem)
             try:
@@ -138,11 +158,8 @@ class TextEmbeddingCache:
             self.compact()
 
     def _write(self, path: Path, texts: list[str], emb: torch.Tensor) -> None:
-        from safetensors.torch import save
-
-        meta = {"format": SHARD_FORMAT, "identity": self.identity, "texts": json.dumps(texts),
-                "sha256": _digest(emb)}
-        atomic_write_bytes(path, save({"embeddings": emb}, metadata=meta))
+        store.write(path, {"embeddings": emb}, {"format": SHARD_FORMAT, "identity": self.identity},
+                    strings={"texts": texts})
 
     def compact(self) -> None:
         """Merge all shards into one (new file first, old ones removed after)."""

@@ -16,9 +16,9 @@ import torch
 from .cache import TextEmbeddingCache, cached_encode
 from ..errors import ConfigError
 from ..knowledge import Knowledge
-from .._io import atomic_write_bytes
+from .. import store
 from ..knowledge.noise import WAFFLE_SEEDS, random_descriptors
-from ..knowledge.templates import TEMPLATES_VERSION, get_domain
+from ..knowledge.templates import TEMPLATES_VERSION, DomainTemplates, get_domain, load_templates
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +37,27 @@ METHOD_TYPES: dict[str, tuple[str, ...]] = {
     "cupl-templates": ("name", "attribute", "analogous", "ensemble"),
     "coder": GENERAL_TYPES, "coder-rerank": CODER_TYPES,
 }
-BANK_FORMAT = "coderclip-text-bank-1"
+BANK_FORMAT = "coderclip-text-bank-2"
 
 
-def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES
+def resolve_templates(knowledge: Knowledge, templates=None) -> DomainTemplates:
+    """The templates for ``knowledge``: its domain's preset, with any user ``templates`` (a file,
+    list, mapping or :class:`DomainTemplates`, see :func:`load_templates`) replacing parts of it."""
+    dom = get_domain(knowledge.domain)
+    return dom if templates is None else load_templates(templates, base=dom)
+
+
+def build_entries(knowledge: Knowledge, types: Sequence[str] = CODER_TYPES, templates=None
                   ) -> tuple[list[str], list[tuple[int, int, int, int]]]:
     """All texts for ``knowledge`` and one entry ``(text_index, class, type, other)`` per text
     use. Texts are de-duplicated (one index per distinct string); ``other`` is -1 except for
     contrasts, where the text says how ``class`` differs from class ``other``, and for noise
-    texts, where it is the index of the descriptor set in :data:`~coderclip.knowledge.noise.WAFFLE_SEEDS`."""
+    texts, where it is the index of the descriptor set in :data:`~coderclip.knowledge.noise.WAFFLE_SEEDS`.
+    ``templates``: see :func:`resolve_templates`."""
     bad = [t for t in types if t not in TEXT_TYPES]
     if bad:
         raise ConfigError(f"unknown text type(s) {bad}; expected some of {TEXT_TYPES}")
-    dom = get_domain(knowledge.domain)
+    dom = resolve_templates(knowledge, templates)
     index: dict[str, int] = {}
     entries: list[tuple[int, int, int, int]] = []
     tcode = {t: i for i, t in enumerate(TEXT_TYPES)}
@@ -142,12 +150,15 @@ class TextBank:
     @classmethod
     def build(cls, knowledge: Knowledge, encoder, types: Sequence[str] = CODER_TYPES,
               cache: bool | TextEmbeddingCache = True, batch_size: int = 256,
-              show_progress_bar: bool = False) -> TextBank:
+              show_progress_bar: bool = False, templates=None) -> TextBank:
         """Build all texts and embed them with ``encoder``, reusing cached embeddings.
 
         ``cache``: ``True`` for the default on-disk cache, ``False`` for none, or a cache object.
+        ``templates``: replace the domain's templates (a file, list or mapping; see
+        :func:`~coderclip.knowledge.templates.load_templates`).
         """
-        texts, entries = build_entries(knowledge, types)
+        dom = resolve_templates(knowledge, templates)
+        texts, entries = build_entries(knowledge, types, dom)
         if cache is True:
             cache = TextEmbeddingCache(encoder.identity)
         elif cache is False:
@@ -162,7 +173,7 @@ class TextBank:
         return cls(class_names=knowledge.class_names, texts=texts, embeddings=emb,
                    entry_row=t[:, 0], entry_class=t[:, 1], entry_type=t[:, 2], entry_other=t[:, 3],
                    encoder_identity=encoder.identity, domain=knowledge.domain,
-                   knowledge_digest=knowledge_digest(knowledge))
+                   knowledge_digest=knowledge_digest(knowledge), templates_version=dom.version)
 
     def check_encoder(self, encoder) -> None:
         """Raise if ``encoder`` cannot be used with this bank (different embedding size)."""
@@ -174,33 +185,28 @@ class TextBank:
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> Path:
-        """Write as one safetensors file (texts and names in its metadata); atomic."""
-        from safetensors.torch import save
-
-        meta = {"format": BANK_FORMAT, "class_names": json.dumps(self.class_names),
-                "texts": json.dumps(self.texts), "encoder_identity": self.encoder_identity,
+        """Write as one verified safetensors file (:mod:`coderclip.store`: texts and class names
+        as string tensors, so a 21k-class bank with 300k texts fits); atomic."""
+        meta = {"format": BANK_FORMAT, "encoder_identity": self.encoder_identity,
                 "domain": self.domain, "knowledge_digest": self.knowledge_digest,
                 "templates_version": self.templates_version}
-        tensors = {"embeddings": self.embeddings.contiguous(),
+        tensors = {"embeddings": self.embeddings,
                    "entries": torch.stack([self.entry_row, self.entry_class, self.entry_type,
-                                           self.entry_other], 1).contiguous()}
-        path = Path(path)
-        atomic_write_bytes(path, save(tensors, metadata=meta))
-        return path
+                                           self.entry_other], 1)}
+        return store.write(path, tensors, meta, strings={"texts": self.texts,
+                                                          "class_names": self.class_names})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TextBank:
-        from safetensors import safe_open
-
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                emb, ent = f.get_tensor("embeddings"), f.get_tensor("entries")
-        except Exception as e:
-            raise ConfigError(f"cannot read text bank {str(path)!r}: {e}") from e
-        if meta.get("format") != BANK_FORMAT:
-            raise ConfigError(f"{str(path)!r} is not a coderclip text bank")
-        return cls(class_names=json.loads(meta["class_names"]), texts=json.loads(meta["texts"]),
+            tensors, meta, strings = store.read(path)
+        except store.StoreError as e:
+            raise ConfigError(f"cannot read text bank: {e}") from None
+        if meta.get("format") != BANK_FORMAT or "embeddings" not in tensors or "texts" not in strings:
+            raise ConfigError(f"{str(path)!r} is not a coderclip text bank of this version "
+                              f"(format {meta.get('format')!r}, expected {BANK_FORMAT!r})")
+        emb, ent = tensors["embeddings"], tensors["entries"]
+        return cls(class_names=strings["class_names"], texts=strings["texts"],
                    embeddings=emb, entry_row=ent[:, 0], entry_class=ent[:, 1], entry_type=ent[:, 2],
                    entry_other=ent[:, 3], encoder_identity=meta["encoder_identity"],
                    domain=meta["domain"], knowledge_digest=meta["knowledge_digest"],

@@ -19,7 +19,8 @@ import traceback
 from .._version import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["demo", "classify", "evaluate", "generate", "knowledge", "benchmark", "fewshot", "serve"]
+COMMANDS = ["demo", "classify", "evaluate", "generate", "knowledge", "templates", "benchmark",
+            "fewshot", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

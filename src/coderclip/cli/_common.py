@@ -43,6 +43,13 @@ def add_knowledge_args(p: argparse.ArgumentParser) -> None:
                         "car, texture, satellite, action, places)")
 
 
+def add_templates_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--templates", default=None, metavar="FILE",
+                   help="your own prompt templates: a text file with one template per line, "
+                        "{c} standing for the class (the CLIP template ensemble), or a JSON "
+                        "object per text type (see 'coderclip templates list --format json')")
+
+
 def add_rerank_args(p: argparse.ArgumentParser) -> None:
     from ..defaults import DEFAULT_TAU, DEFAULT_TOP_K
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import example_formatter
 from ._common import MODEL_HELP, add_methods_arg, add_rerank_args, non_negative_int, positive_int
@@ -57,8 +58,11 @@ def add_parser(sub) -> None:
     s.add_argument("--k-from", choices=["auto", "val", "fixed"], default="auto",
                    help="the same for the rerank K (fixed: --rerank-k)")
     s.add_argument("--seed", type=int, default=0, help="random seed, recorded in the report (default 0)")
-    p.add_argument("--out", "-o", required=True, help="output folder (report.json, report.md, charts/)")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True, help="output folder (report.json, report.md, charts/)")
     p.add_argument("--no-charts", action="store_true", help="write the JSON and Markdown reports only")
+    p.add_argument("--predictions", choices=["csv", "parquet"], default="csv",
+                   help="format of the per-image predictions written to OUTPUT/predictions/ "
+                        "(default csv)")
     p.set_defaults(func=run)
 
 
@@ -83,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
                            tau_from=args.tau_from, k_from=args.k_from, seed=args.seed,
                            device=args.device, precision=args.precision, batch_size=args.batch_size,
                            num_workers=args.workers, cache=not args.no_cache,
-                           show_progress_bar=sys.stderr.isatty())
+                           show_progress_bar=sys.stderr.isatty(),
+                           predictions_dir=Path(args.out) / "predictions",
+                           predictions_format=args.predictions)
     paths = write_benchmark(report, args.out, charts=not args.no_charts)
     for row in report["runs"]:
         methods = "  ".join(f"{v['label']} {v['top1']:.2f}" for v in row["methods"].values())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..rows import FORMATS
 from . import example_formatter
-from ._common import (add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
+from ._common import (add_templates_arg, add_knowledge_args, add_model_args, add_rerank_args, load_knowledge_from_args,
                       load_model, positive_int, write_json)
 
 _INPUT_FORMATS = ("files", "csv", "webdataset", "parquet", "embeddings")   # coderclip.scale.FORMATS
@@ -22,6 +22,7 @@ examples:
   coderclip classify photos/ -m open_clip:ViT-B-32:openai -k my_knowledge.json --format csv -o out.csv
   coderclip classify big_folder/ -m open_clip:ViT-B-32:openai -k food101 --format jsonl -o out.jsonl
   coderclip classify --features feats.safetensors -m open_clip:ViT-B-32:openai -k pets.json
+  coderclip classify --features feats.safetensors --classifier my_classifier/   # no model needed
   coderclip classify shards/ -m open_clip:ViT-B-32:openai -k food101 --format parquet -o preds.parquet
   coderclip classify laion-embeddings/ -m open_clip:ViT-B-32:openai -k imagenet -o preds/ --engine ray
   coderclip classify s3://bucket/shards/ -m ... -k ... -o s3://bucket/preds/ --engine ray --address auto
@@ -33,6 +34,10 @@ metadata/ (clip-retrieval's embeddings), a path,label .csv manifest, or image fi
 Parquet output has the columns key, label, score, top_labels, top_scores. With -o FOLDER (always
 with --engine ray) each input shard gets its own Parquet file, and running the same command again
 skips the shards already done.
+
+--classifier DIR: a classifier saved with CoderClassifier.save_pretrained (its knowledge, text
+bank, method, rerank K and tau); with --features no model is loaded at all, with image files
+--model must be the model that built it (checked).
 """
 
 
@@ -46,11 +51,14 @@ def add_parser(sub) -> None:
     p.add_argument("images", nargs="*", help="image files or folders (searched recursively)")
     p.add_argument("--features", default=None,
                    help="classify precomputed image embeddings (.safetensors/.npy/.npz) instead")
-    add_model_args(p)
+    add_model_args(p, required=False)
     add_knowledge_args(p)
+    p.add_argument("--classifier", default=None, metavar="DIR",
+                   help="use a saved classifier (save_pretrained) instead of -k/--classes")
     p.add_argument("--method", default="coder-rerank",
                    choices=["coder-rerank", "coder", "clip", "clip-ensemble"])
     add_rerank_args(p)
+    add_templates_arg(p)
     p.add_argument("--top", type=positive_int, default=5, help="classes shown per image (default 5)")
     p.add_argument("--explain", action="store_true",
                    help="show the texts that contributed most to each answer (JSON and JSON "
@@ -80,12 +88,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..classifier import CoderClassifier
     from ..errors import ConfigError, ImageReadError
     from ..images import find_images
     from ..outputs import check_output_file
     from ..pipeline import classify_stream, embedding_batches, image_batches
-    from ..rows import RowWriter
+    from ..rows import ROW_KEYS, RowWriter
 
     if bool(args.images) == bool(args.features):
         raise ConfigError("give image files/folders or --features FILE (one of the two)")
@@ -100,39 +107,38 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "parquet":
         raise ConfigError("--features files are written as table, csv, jsonl or json")
     # everything that can be checked without the model first: knowledge, inputs, the output path
-    knowledge = load_knowledge_from_args(args)
+    knowledge = _knowledge(args)
     check_output_file(args.output, "--output")
     feats = paths = None
     problems: list[tuple[str, str]] = []
     if args.features:
-        from ..features import load_features
+        from ..features import open_features
 
-        feats = load_features(args.features)
+        feats = open_features(args.features)   # read block by block, never held whole
     else:
         paths = find_images(args.images, problems=problems)
         if not paths:
             raise ImageReadError(f"no image files found in {_listed(args.images)}"
                                  + (f" ({len(problems)} unusable entries)" if problems else ""))
-    encoder = load_model(args)
-    clf = CoderClassifier(encoder, knowledge, method=args.method, rerank_k=args.rerank_k, tau=args.tau,
-                          batch_size=args.batch_size, cache=not args.no_cache,
-                          show_progress_bar=sys.stderr.isatty()).fit()
+    clf, identity = _classifier(args, knowledge)
     if args.features:
-        if feats.model and feats.model != encoder.identity:
+        from ..pretrained import model_identity
+
+        if feats.model and model_identity(feats.model) != model_identity(identity):
             raise ConfigError(f"{args.features} holds embeddings of model {feats.model!r}, but "
-                              f"--model is {encoder.identity!r}; embed the images with this model "
-                              "or pass the model that made the file")
+                              f"the classifier's model is {identity!r}; embed the images with this "
+                              "model or pass the model that made the file")
         source = {"features": str(Path(args.features).resolve())}
     else:
         source = {"images": len(paths)}
-    settings = {"model": encoder.identity, "knowledge": clf.bank_.knowledge_digest,
-                "method": args.method, "top": args.top, "rerank_k": args.rerank_k, "tau": args.tau,
-                **source, **({"explain": True} if args.explain else {})}
+    settings = {"model": identity, "knowledge": clf.bank_.knowledge_digest,
+                "method": clf.method, "top": args.top, "rerank_k": clf.rerank_k, "tau": clf.tau,
+                "templates": clf.bank_.templates_version, "rows": ROW_KEYS, **source, **({"explain": True} if args.explain else {})}
     if args.format == "json" and not args.output:   # one document on stdout: rows are held
         return _json_to_stdout(clf, args, feats, paths, problems)
     written = [0]
     with RowWriter(args.output, args.format, settings, overwrite=args.overwrite,
-                   extra={"method": args.method}) as writer:
+                   extra={"method": clf.method}) as writer:
         if writer.complete:
             print(f"coderclip classify: {args.output} is already complete (same settings); "
                   "pass --overwrite to redo it", file=sys.stderr)
@@ -142,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
                   "done", file=sys.stderr)
         if feats is not None:
             ids = feats.ids or [str(i) for i in range(len(feats))]
-            batches = embedding_batches(feats.embeddings, ids, skip=writer.done)
+            batches = embedding_batches(feats, ids, skip=writer.done)
         else:
-            batches = image_batches(encoder, paths, batch_size=args.batch_size,
+            batches = image_batches(clf.encoder, paths, batch_size=args.batch_size,
                                     num_workers=args.workers, show_progress_bar=sys.stderr.isatty(),
                                     skip=writer.done)
         write = writer.write
@@ -152,10 +158,45 @@ def run(args: argparse.Namespace) -> int:
             batches, write = _with_explanations(clf, args.top, batches, write)
         summary = _stream_until_interrupted(
             lambda write: classify_stream(batches, clf.tables_, write, class_names=clf.classes_,
-                                          k=args.top, method=args.method, rerank_k=args.rerank_k,
-                                          tau=args.tau),
+                                          k=args.top, **clf.scoring_settings()),
             write, written, args.output, writer.resumed)
     return _finish(summary.failures + problems, written[0] + writer.resumed, args)
+
+
+def _knowledge(args):
+    """The knowledge from -k/--classes, or ``None`` with --classifier (which holds its own)."""
+    from ..errors import ConfigError
+
+    if not args.classifier:
+        return load_knowledge_from_args(args)
+    given = [o for o, v in (("-k/--knowledge", args.knowledge), ("--classes", args.classes),
+                            ("--templates", args.templates)) if v]
+    if given:
+        raise ConfigError(f"--classifier {args.classifier} holds its own knowledge and templates; "
+                          f"leave out {', '.join(given)}")
+    if args.images and not args.model:
+        raise ConfigError("classifying image files needs the image tower: pass --model (the "
+                          "model that built the classifier), or give --features FILE")
+    return None
+
+
+def _classifier(args, knowledge):
+    """The fitted classifier and its model identity: loaded from --classifier (with --model only
+    when given), or built from --model and the knowledge."""
+    from ..classifier import CoderClassifier
+    from ..errors import ConfigError
+
+    if args.classifier:
+        encoder = load_model(args) if args.model else None
+        clf = CoderClassifier.from_pretrained(args.classifier, encoder=encoder)
+        return clf, clf.bank_.encoder_identity
+    if not args.model:
+        raise ConfigError("give --model MODEL (or --classifier DIR, a saved classifier)")
+    encoder = load_model(args)
+    clf = CoderClassifier(encoder, knowledge, method=args.method, rerank_k=args.rerank_k,
+                          tau=args.tau, batch_size=args.batch_size, cache=not args.no_cache,
+                          show_progress_bar=sys.stderr.isatty(), templates=args.templates).fit()
+    return clf, encoder.identity
 
 
 def _with_explanations(clf, k: int, batches, write):
@@ -168,11 +209,11 @@ def _with_explanations(clf, k: int, batches, write):
             current["batch"] = b
             yield b
 
-    def explained(ids, classes, probs):
+    def explained(ids, classes, probs, reranked=None):
         b = current["batch"]
         assert list(ids) == list(b.ids), "rows are written for the batch just scored"
         why = clf.explain(embeddings=b.embeddings, k=k)
-        write(ids, classes, probs, extras=[{"explanation": w["explanation"]} for w in why])
+        write(ids, classes, probs, reranked, extras=[{"explanation": w["explanation"]} for w in why])
 
     return tracked(), explained
 
@@ -191,8 +232,8 @@ def _stream_until_interrupted(stream, write, written: list[int], output, resumed
         return (f"interrupted: {written[0]} image(s) were printed; nothing can be resumed from the "
                 "screen (use -o FILE to keep results across runs)")
 
-    def write_then_check(ids, classes, probs):
-        write(ids, classes, probs)
+    def write_then_check(ids, classes, probs, reranked=None):
+        write(ids, classes, probs, reranked)
         written[0] += len(ids)
         if stop_requested():
             raise Interrupted(message())
@@ -226,12 +267,14 @@ def _json_to_stdout(clf, args, feats, paths, problems) -> int:
 
     rows: list[dict] = []
 
-    def keep(ids, classes, probs, extras=None):
-        rows.extend({**prediction_row(i, cs, ps), **(e or {})}
-                    for i, cs, ps, e in zip(ids, classes, probs, extras or [None] * len(ids)))
+    def keep(ids, classes, probs, reranked=None, extras=None):
+        n = len(ids)
+        rows.extend({**prediction_row(i, cs, ps, r), **(e or {})} for i, cs, ps, r, e in
+                    zip(ids, classes, probs, reranked if reranked is not None else [False] * n,
+                        extras or [None] * n))
 
     if feats is not None:
-        batches = embedding_batches(feats.embeddings, feats.ids or None)
+        batches = embedding_batches(feats, feats.ids or None)
     else:
         batches = image_batches(clf.encoder, paths, batch_size=args.batch_size, num_workers=args.workers,
                                 show_progress_bar=sys.stderr.isatty())
@@ -239,9 +282,9 @@ def _json_to_stdout(clf, args, feats, paths, problems) -> int:
     if args.explain:
         batches, write = _with_explanations(clf, args.top, batches, keep)
     summary = classify_stream(batches, clf.tables_, write, class_names=clf.classes_, k=args.top,
-                              method=args.method, rerank_k=args.rerank_k, tau=args.tau)
+                              **clf.scoring_settings())
     if rows:
-        write_json({"method": args.method, "results": rows}, None)
+        write_json({"method": clf.method, "results": rows}, None)
     return _finish(summary.failures + problems, len(rows), args)
 
 
@@ -263,9 +306,15 @@ def _large(args) -> bool:
 
 
 def _run_large(args) -> int:
-    from ..errors import EXIT_PARTIAL
+    from ..errors import EXIT_PARTIAL, ConfigError
     from ..scale import classify, format_summary
 
+    given = [o for o, v in (("--classifier", args.classifier), ("--templates", args.templates)) if v]
+    if given:
+        raise ConfigError(f"{' and '.join(given)} work with image files, folders and --features; "
+                          "shard inputs, Parquet output and --engine ray take -m and -k")
+    if not args.model:
+        raise ConfigError("give --model MODEL")
     knowledge = load_knowledge_from_args(args)
     summary = classify(args.images, args.model, knowledge, args.output,
                        input_format=args.input_format, output_format=args.format, engine=args.engine,

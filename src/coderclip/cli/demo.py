@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
                        description="Run CLIP and CODER on the testbed world with the shipped model "
                                    "(offline, CPU, about a minute).",
                        epilog=EXAMPLES, formatter_class=example_formatter)
-    p.add_argument("--out", default="coderclip-demo", help="folder for report.json and chart.png "
+    p.add_argument("-o", "--output", "--out", dest="out", default="coderclip-demo", help="folder for report.json and chart.png "
                                                            "(default ./coderclip-demo)")
     p.add_argument("--weights", default=None, help="image tower weights (default: the shipped ones)")
     p.add_argument("--per-class", type=positive_int, default=None,

@@ -8,12 +8,13 @@ import sys
 
 from . import example_formatter
 from ._common import (add_decode_arg, add_knowledge_args, add_methods_arg, add_model_args,
-                      add_rerank_args, load_knowledge_from_args, load_model, write_json)
+                      add_rerank_args, add_templates_arg, load_knowledge_from_args, load_model,
+                      write_json)
 
 EXAMPLES = """\
 examples:
   coderclip evaluate data/val/ --model open_clip:ViT-B-32:openai --knowledge food101
-  coderclip evaluate manifest.csv -m hf:/models/siglip-base -k knowledge.json --report report.json
+  coderclip evaluate manifest.csv -m hf:/models/siglip-base -k knowledge.json -o report.json
   coderclip evaluate data/test/ --val data/val/ -m open_clip:ViT-B-32:openai -k food101
   coderclip evaluate val.csv -m open_clip:ViT-B-32:openai -k imagenet --engine ray --address auto
 
@@ -39,7 +40,12 @@ def add_parser(sub) -> None:
     p.add_argument("--val", default=None, metavar="DATA",
                    help="labelled validation images (same layout and classes as DATA): choose tau "
                         "and K on them instead of using --tau and --rerank-k")
-    p.add_argument("--report", default=None, help="write the JSON report here")
+    p.add_argument("-o", "--output", "--report", dest="report", default=None,
+                   help="write the JSON report here")
+    p.add_argument("--predictions", default=None, metavar="FILE",
+                   help="write each image's top-5 classes and scores per method to this .csv or "
+                        ".parquet file")
+    add_templates_arg(p)
     g = p.add_argument_group("large datasets")
     g.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: embed the images on a Ray cluster (pip install 'coderclip[ray]'); "
@@ -56,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
     from ..outputs import check_output_file
     from ..reports.tables import format_summary
 
-    check_output_file(args.report, "--report")
+    check_output_file(args.report, "--output")
+    if args.predictions:
+        from ..evaluation.per_image import predictions_format
+
+        predictions_format(args.predictions)   # a bad name fails before any work
+        check_output_file(args.predictions, "--predictions")
     knowledge = load_knowledge_from_args(args, class_names=None) if (args.knowledge or args.classes) else None
     dataset = open_dataset(args.data, class_names=knowledge.class_names if knowledge else None)
     if knowledge is None:
@@ -77,15 +88,23 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(encoder, knowledge, dataset, tau=args.tau, top_k=args.rerank_k,
                       batch_size=args.batch_size, num_workers=args.workers, cache=not args.no_cache,
                       show_progress_bar=sys.stderr.isatty(),
-                      knowledge_source=args.knowledge, methods=args.methods,
+                      knowledge_source=args.knowledge, templates=args.templates,
+                      predictions=args.predictions, methods=args.methods,
                       encoded_batches=encoded_batches, decode=args.decode, val_dataset=val)
     p = report["protocol"]
     if p["selection"]:
         print(f"tau {p['tau']:g} and K {p['top_k']} chosen on {p['selection']['images']} validation images")
     print(format_summary(report))
     if args.report:
+        from pathlib import Path
+
+        from ..reports.charts import confusion_chart
+
         write_json(report, args.report)
-        print(f"report written to {args.report}")
+        chart = confusion_chart(report, Path(args.report).with_suffix(".confused.png"))
+        print(f"report written to {args.report} (most confused pairs: {chart})")
+    if args.predictions:
+        print(f"per-image predictions written to {args.predictions}")
     return 0
 
 

@@ -57,7 +57,7 @@ def add_parser(sub) -> None:
     g.add_argument("--refine", type=non_negative_int, default=DEFAULT_REFINE,
                    help=f"points per axis of the refined grid around the coarse best "
                         f"(default {DEFAULT_REFINE})")
-    p.add_argument("--output-dir", "-o", default=None,
+    p.add_argument("-o", "--output", "--output-dir", dest="output_dir", default=None,
                    help="where the reports go (default: fewshot-<dataset>)")
     p.set_defaults(func=run)
 

@@ -51,7 +51,7 @@ def add_parser(sub) -> None:
                    help="language model: openai:MODEL, ollama:MODEL, vllm:MODEL, llamacpp:MODEL, "
                         "lmstudio:MODEL, or local:PATH (a model folder, a .gguf file; local:smollm2 "
                         "is a tiny test model)")
-    p.add_argument("--out", "-o", required=True,
+    p.add_argument("-o", "--output", "--out", dest="out", required=True,
                    help="knowledge file to write; if it exists with the same classes, only the "
                         "generated items are replaced")
     p.add_argument("--base", default=None, metavar="FILE_OR_PACK",

@@ -50,7 +50,8 @@ def add_parser(sub) -> None:
                                     "Classes are matched by name, never by position.")
     mer.add_argument("base", metavar="BASE")
     mer.add_argument("other", metavar="OTHER")
-    mer.add_argument("--out", "-o", required=True, help="file to write (atomically)")
+    mer.add_argument("-o", "--output", "--out", dest="out", required=True,
+                     help="file to write (atomically)")
     mer.add_argument("--types", default=None,
                      help="comma-separated types to take from OTHER (default: all)")
     mer.add_argument("--mode", choices=["union", "replace"], default="union",

@@ -32,6 +32,13 @@ class Encoder(abc.ABC):
     preprocess: Callable[[Image.Image], torch.Tensor]
     #: The tokenizer's fixed context length, if any (informational).
     context_length: int | None = None
+    #: How the model itself turns cosine similarities into probabilities (used by the CLIP
+    #: baselines): logits ``logit_scale · cos + logit_bias``, then a softmax over the classes
+    #: (CLIP) or a sigmoid per class (SigLIP, ``probability = "sigmoid"``). Backends read them from
+    #: the weights (:func:`read_logit_scale`); a model without them gets CLIP's usual 100, softmax.
+    logit_scale: float = 100.0
+    logit_bias: float = 0.0
+    probability: str = "softmax"
 
     # ------------------------------------------------------------------ to implement
     @abc.abstractmethod
@@ -87,10 +94,29 @@ class Encoder(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """What produced the embeddings, for reports."""
         return {"name": self.name, "identity": self.identity, "embed_dim": self.embed_dim,
-                "device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
+                "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
+                "logit_scale": self.logit_scale, "logit_bias": self.logit_bias,
+                "probability": self.probability}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, dim={self.embed_dim}, device={self.device}, dtype={self.dtype})"
+
+
+def read_logit_scale(model) -> tuple[float, float, str]:
+    """``(logit_scale, logit_bias, probability)`` learned by an open_clip or transformers model.
+
+    Both libraries keep the scale as its logarithm (``logit_scale.exp()`` is the multiplier); a
+    model with a learned bias (SigLIP) is trained with a sigmoid loss, so its probabilities are
+    per-class sigmoids. Models without the parameters get (100, 0, softmax).
+    """
+    scale = getattr(model, "logit_scale", None)
+    bias = getattr(model, "logit_bias", None)
+    if not isinstance(scale, torch.Tensor):
+        return 100.0, 0.0, "softmax"
+    value = float(scale.detach().float().exp().reshape(-1)[0])
+    if isinstance(bias, torch.Tensor):
+        return value, float(bias.detach().float().reshape(-1)[0]), "sigmoid"
+    return value, 0.0, "softmax"
 
 
 def _normalize(x: torch.Tensor) -> torch.Tensor:

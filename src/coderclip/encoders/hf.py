@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelLoadError
-from .base import Encoder
+from .base import Encoder, read_logit_scale
 from .device import resolve_device, resolve_dtype
 from .fingerprint import weights_fingerprint
 from .hub import hub_endpoint, hub_reachable
@@ -72,6 +72,7 @@ class HFClipEncoder(Encoder):
                 f"transformers model {model_id!r} ({type(model).__name__}) is not a dual image-text "
                 "encoder: it lacks get_image_features/get_text_features")
         self.model = model.to(self.device, self.dtype).eval()
+        self.logit_scale, self.logit_bias, self.probability = read_logit_scale(model)
         self.model_type = getattr(model.config, "model_type", "")
         self.fixed_length = self.model_type in _FIXED_LENGTH_TEXT
         self.context_length = _context_length(model.config)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelLoadError
-from .base import Encoder
+from .base import Encoder, read_logit_scale
 from .device import resolve_device, resolve_dtype
 from .fingerprint import weights_fingerprint
 from .hub import host_reachable, hub_endpoint, hub_offline_mode, hub_reachable
@@ -58,6 +58,7 @@ class OpenClipEncoder(Encoder):
         except Exception as e:  # open_clip raises RuntimeError/ValueError/FileNotFoundError/KeyError
             raise ModelLoadError(_load_failure(model, pretrained, e)) from e
         self.model = clip.eval()
+        self.logit_scale, self.logit_bias, self.probability = read_logit_scale(clip)
         if weights_id == "random-init":  # two random models must not share cached embeddings
             weights_id = f"random-init:{parameters_fingerprint(self.model)}"
         self.preprocess = preprocess

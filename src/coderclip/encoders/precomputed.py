@@ -32,6 +32,8 @@ class PrecomputedEncoder(Encoder):
                 text_encoder.identity)
         self.embed_dim, self.device, self.dtype = dim, text_encoder.device, torch.float32
         self.identity, self.name = text_encoder.identity, f"precomputed+{text_encoder.name}"
+        self.logit_scale, self.logit_bias = text_encoder.logit_scale, text_encoder.logit_bias
+        self.probability = text_encoder.probability
         self._row = {s: i for i, s in enumerate(self.features.ids or [])}
         self.preprocess = self._no_pixels
 

@@ -37,7 +37,7 @@ def provenance(encoder: Encoder | None, knowledge: Knowledge, bank: TextBank | N
                       "content_sha256": bank.knowledge_digest if bank else None,
                       "domain": knowledge.domain, "classes": len(knowledge),
                       "provenance": knowledge.provenance},
-        "templates_version": TEMPLATES_VERSION,
+        "templates_version": bank.templates_version if bank else TEMPLATES_VERSION,
         "text_bank": {t: bank.count(t) for t in TEXT_TYPES} if bank is not None else None,
         "torch_version": torch.__version__,
         "python": platform.python_version(),

@@ -4,7 +4,8 @@ and a report that records what produced it."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +18,8 @@ from ..scoring import DEFAULT_TAU, DEFAULT_TOP_K
 from .guard import LabelGuard
 from .metrics import score_zero_shot
 from ..pipeline import row_batches
-from .predict import DEFAULT_KS, DEFAULT_TAUS, NothingScored, ZeroShotPredictor, bank_types
+from .predict import (DEFAULT_KS, DEFAULT_TAUS, NothingScored, ZeroShotPredictor, bank_types,
+                      check_methods)
 from .provenance import provenance
 from .selection import select_on_val
 
@@ -30,23 +32,29 @@ def predict_then_label(x: torch.Tensor | Iterable[torch.Tensor], bank: TextBank,
                        tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K,
                        taus: Sequence[float] = DEFAULT_TAUS, ks: Sequence[int] = DEFAULT_KS,
                        device: str | torch.device | None = None, guard: LabelGuard | None = None,
-                       methods: Sequence[str] | None = None) -> dict:
+                       methods: Sequence[str] | None = None, per_image=None) -> dict:
     """The accuracy sections of a report for unit image embeddings: one tensor ``[N, D]`` or a
     stream of batches ``[n, D]`` (consumed once, never held together).
 
     Every method's predictions are computed first; ``labels_of()`` (the ``[N]`` labels of the
     embedded rows, in order) is called once, after them, and ``guard`` (if given) is told the
     predictions are final just before. Shared by :func:`evaluate`, the benchmark suite and the
-    testbed demo, so all three follow the same order.
+    testbed demo, so all three follow the same order. ``per_image``: a
+    :class:`~coderclip.evaluation.per_image.PerImagePredictions` that gets every batch, then the
+    labels once they are read.
     """
     pred = ZeroShotPredictor(bank, tau=tau, top_k=top_k, taus=taus, ks=ks, device=device,
                              methods=methods)
     for xb in (row_batches(x) if isinstance(x, torch.Tensor) else x):
         pred.add(xb)
+        if per_image is not None:
+            per_image.add(xb)
     preds = pred.result()
     if guard is not None:
         guard.final()
     labels = np.asarray(labels_of())
+    if per_image is not None:
+        per_image.close(labels)
     return score_zero_shot(preds, labels, class_names)
 
 
@@ -55,8 +63,18 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              ks: Sequence[int] = DEFAULT_KS, batch_size: int = 64, num_workers: int | None = None,
              cache: bool = True, show_progress_bar: bool = False,
              knowledge_source: str | None = None, methods: Sequence[str] | None = None,
-             encoded_batches: Callable | None = None, decode: str = "cpu", val_dataset=None) -> dict:
-    """Evaluate every method on a labelled :class:`~coderclip.datasets.ImageDataset`.
+             templates=None, predictions: str | os.PathLike | None = None,
+             predictions_k: int = 5, encoded_batches: Callable | None = None,
+             decode: str = "cpu", val_dataset=None) -> dict:
+    """Evaluate every method on a labelled dataset.
+
+    ``knowledge``: a :class:`~coderclip.knowledge.Knowledge`, a knowledge file or a shipped pack
+    name; ``dataset``: an :class:`~coderclip.datasets.ImageDataset`, or a folder with one
+    sub-folder per class or a ``path,label`` CSV (its classes are the ones scored).
+    ``templates``: replace the domain's templates (see
+    :func:`~coderclip.knowledge.templates.load_templates`); ``predictions``: write every image's
+    top ``predictions_k`` classes and scores per method to this ``.csv`` or ``.parquet`` file
+    (:mod:`~coderclip.evaluation.per_image`).
 
     With ``val_dataset`` (labelled validation images of the same classes), τ and K are chosen on
     it (CODER + rerank top-1 over ``taus`` × ``ks``) instead of taking ``tau`` / ``top_k``; the
@@ -74,10 +92,11 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     """
     from ..images import iter_encoded_batches
 
+    knowledge, dataset, knowledge_source = _resolve_inputs(knowledge, dataset, knowledge_source)
     guard = LabelGuard(dataset)
     kn = knowledge.align(dataset.class_names)
     bank = TextBank.build(kn, encoder, types=bank_types(methods), cache=cache,
-                          show_progress_bar=show_progress_bar)
+                          show_progress_bar=show_progress_bar, templates=templates)
     kept: list[int] = []
     failures: list[tuple[str, str]] = []
 
@@ -101,15 +120,24 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
                                  show_progress_bar=show_progress_bar)
         tau, top_k = protocol["tau"], protocol["top_k"]
         taus = taus if tau in taus else tuple(sorted({*taus, tau}))
+
+    def kept_paths() -> Iterator[str]:   # read as rows are written, after their batch is kept
+        for j in range(len(dataset)):
+            yield str(dataset.paths[kept[j]])
+
+    sink = per_image_sink(predictions, bank, encoder, kn.class_names, kept_paths(),
+                          k=predictions_k, tau=tau, top_k=top_k, methods=methods)
     try:
         scores = predict_then_label(batches(), bank, kn.class_names, labels, tau=tau, top_k=top_k,
-                                    taus=taus, ks=ks, guard=guard, methods=methods)
+                                    taus=taus, ks=ks, guard=guard, methods=methods, per_image=sink)
     except NothingScored:
         raise DatasetError(f"none of the {len(dataset)} images of {dataset.name} could be read") from None
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
               "dataset": dataset.describe(), "protocol": protocol,
               "skipped_images": [{"path": p, "reason": r} for p, r in failures]}
     report.update(scores)
+    if predictions is not None:
+        report["predictions_file"] = str(predictions)
     report["provenance"] = provenance(encoder, kn, bank, knowledge_source,
                                       labels_read_after_predictions=guard.honest())
     return report
@@ -139,3 +167,32 @@ def choose_on_val(encoder: Encoder, bank: TextBank, knowledge: Knowledge, val_da
     sel["source"] = val_dataset.describe()
     return {"tau": sel["tau"], "tau_source": "val", "top_k": sel["top_k"], "top_k_source": "val",
             "selection": sel}
+
+
+def per_image_sink(path, bank: TextBank, encoder: Encoder, class_names: Sequence[str], paths,
+                   k: int = 5, tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K,
+                   methods: Sequence[str] | None = None):
+    """A :class:`~coderclip.evaluation.per_image.PerImagePredictions` for ``path`` (the methods
+    of the run, CODER + rerank always among them), or ``None``."""
+    if path is None:
+        return None
+    from .per_image import MethodRanker, PerImagePredictions
+
+    ranker = MethodRanker(bank, k=k, tau=tau, rerank_k=top_k, logit_scale=encoder.logit_scale,
+                          logit_bias=encoder.logit_bias, probability=encoder.probability,
+                          methods=(*check_methods(methods), "coder-rerank"), device=encoder.device)
+    return PerImagePredictions(path, ranker, class_names, (str(p) for p in paths))
+
+
+def _resolve_inputs(knowledge, dataset, source: str | None):
+    """Knowledge and dataset objects from what a user may pass: objects, paths or a pack name."""
+    if isinstance(knowledge, (str, os.PathLike)):
+        from ..knowledge import load_knowledge
+
+        source = source or str(knowledge)
+        knowledge = load_knowledge(knowledge)
+    if isinstance(dataset, (str, os.PathLike)):
+        from ..datasets import open_dataset
+
+        dataset = open_dataset(str(dataset))   # the classes are its folders or its labels
+    return knowledge, dataset, source

@@ -18,11 +18,12 @@ import platform
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from .._io import file_sha256
+from .._io import file_sha256, slug
 from .._version import __version__
 from ..bank.textbank import TextBank
 from ..datasets import DATASETS, load as load_dataset
@@ -36,7 +37,7 @@ from ..knowledge.templates import TEMPLATES_VERSION
 from .guard import LabelGuard
 from .predict import DEFAULT_KS, DEFAULT_TAUS, bank_types, check_methods
 from .provenance import provenance, weights_record
-from .run import predict_then_label
+from .run import per_image_sink, predict_then_label
 from .selection import SELECTION_SOURCES, has_val_split, select_on_val  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -80,14 +81,16 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                   seed: int = 0, device: str | None = None, precision: str | None = None,
                   batch_size: int = 64, num_workers: int | None = None, cache: bool = True,
                   show_progress_bar: bool = False, encoders: dict | None = None,
-                  methods: Sequence[str] | None = None) -> dict:
+                  predictions_dir: str | os.PathLike | None = None,
+                  predictions_format: str = "csv", methods: Sequence[str] | None = None) -> dict:
     """Evaluate every model on every dataset; returns the benchmark report (a JSON-able dict).
 
     ``tau_from`` / ``k_from``: ``"auto"`` (default) chooses them on each dataset's validation
     split where it has one and keeps ``tau`` / ``top_k`` elsewhere; ``"val"`` requires the split;
     ``None`` (or ``"fixed"``) keeps ``tau`` / ``top_k`` as given. ``encoders`` maps model specs to already loaded
     encoders (used instead of loading them). ``methods``: which methods to report (default
-    :data:`~coderclip.evaluation.predict.DEFAULT_METHODS`).
+    :data:`~coderclip.evaluation.predict.DEFAULT_METHODS`). ``predictions_dir``: write each run's
+    per-image predictions there, as ``<dataset>-<model>.csv`` (or ``.parquet``).
     """
     methods = check_methods(methods)
     for name, value in (("tau_from", tau_from), ("k_from", k_from)):
@@ -161,10 +164,15 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                 raise DatasetError(f"none of the {len(test)} images of {spec.name} could be read")
             run_taus = taus if protocol["tau"] in taus else tuple(sorted({*taus, protocol["tau"]}))
             kept = np.asarray(enc.kept, dtype=np.int64)
+            pfile = None if predictions_dir is None else \
+                Path(predictions_dir) / f"{slug(spec.name)}-{slug(model_spec)}.{predictions_format}"
+            sink = per_image_sink(pfile, bank, encoder, kn.class_names,
+                                  (test.paths[i] for i in kept), tau=protocol["tau"],
+                                  top_k=protocol["top_k"], methods=methods)
             scores = predict_then_label(enc.embeddings, bank, kn.class_names,
                                         lambda: test.labels()[kept], tau=protocol["tau"],
                                         top_k=protocol["top_k"], taus=run_taus, ks=ks, guard=guard,
-                                        methods=methods)
+                                        device=encoder.device, methods=methods, per_image=sink)
             run = {
                 "dataset": {**test.describe(), "domain": test.domain},
                 "model": model_spec,
@@ -175,6 +183,8 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                              "key": feats.key},
                 "skipped_images": [{"path": p, "reason": r} for p, r in enc.failures],
             }
+            if pfile is not None:
+                run["predictions_file"] = str(pfile)
             run.update(scores)
             run["provenance"] = provenance(encoder, kn, bank, kfile,
                                            extra={"seed": seed, "weights": weights},

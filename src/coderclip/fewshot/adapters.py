@@ -22,6 +22,10 @@ from .defaults import DEFAULT_ALPHA, DEFAULT_BETA
 from .search import SearchResult, SearchSpace, search_alpha_beta
 
 
+#: Validation affinities and logits are precomputed up to this many numbers (1 GiB in float32).
+VAL_ROWS_ELEMS = 1 << 28
+
+
 def _as_unit(x, name: str, dim: int | None = None, device: torch.device | None = None) -> torch.Tensor:
     t = torch.as_tensor(x)
     if t.ndim != 2 or (dim is not None and t.shape[1] != dim):
@@ -120,14 +124,24 @@ class CacheAdapter(EstimatorMixin):
             yv = _as_labels(val_labels, xv.shape[0], c, "validation labels", dev)
             space = (self.search or SearchSpace()).fixing(alpha, beta)
             t0 = time.perf_counter()
-            aff = self.cache_.affinity(xv)
+            aff, zs = self._validation_rows(xv)
             self.timings_["val_affinity"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            self.search_ = search_alpha_beta(self.cache_, self._zero_shot(xv), aff, yv, space)
+            self.search_ = search_alpha_beta(self.cache_, zs, aff, yv, space)
             self.timings_["search"] = time.perf_counter() - t0
             alpha, beta = self.search_.alpha, self.search_.beta
         self.alpha_, self.beta_ = float(alpha), float(beta)
         return self
+
+    def _validation_rows(self, xv: torch.Tensor):
+        """Affinities ``[N, S]`` and zero-shot logits ``[N, C]`` of the validation queries: held
+        whole when they fit in :data:`VAL_ROWS_ELEMS` numbers, else functions that compute a
+        block of rows on demand (the search then recomputes them per grid pass, in bounded
+        memory: 16 shots on 21k classes would otherwise need over 100 GB)."""
+        n, s, c = xv.shape[0], self.cache_.n_support, self.n_classes_
+        if n * (s + c) <= VAL_ROWS_ELEMS:
+            return self.cache_.affinity(xv), self._zero_shot(xv)
+        return (lambda i, j: self.cache_.affinity(xv[i:j])), (lambda i, j: self._zero_shot(xv[i:j]))
 
     def _check_fitted(self) -> None:
         check_is_fitted(self, "cache_")

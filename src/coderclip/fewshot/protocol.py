@@ -87,7 +87,8 @@ def predict_fewshot(support: torch.Tensor, support_labels: np.ndarray, support_p
     """
     w = zero_shot_classifier(tables).to(test.device)
     space = CoderSpace(tables.general_emb.to(test.device), compress=compress)   # shared by all fits
-    zero_shot = (test @ w.T).argmax(1).cpu().numpy()
+    zero_shot = np.concatenate([(t @ w.T).argmax(1).cpu().numpy()   # [N], 4096 rows at a time
+                                for t in test.split(4096)]) if len(test) else np.empty(0, np.int64)
     adapters: dict[tuple[str, str, int, int], np.ndarray] = {}
     runs: dict[tuple[str, int, int], dict] = {}
     for (seed, k), split in sorted(splits.items()):
@@ -199,10 +200,11 @@ def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
                          show_progress_bar=show_progress_bar).encoded
     if not ten.kept:
         raise DatasetError(f"none of the {len(test)} test images of {test.name} could be read")
+    dev = encoder.device   # cached features come back on the CPU; the fits run on the model's device
     preds = predict_fewshot(
-        sup.embeddings, train_labels, {int(support_idx[j]): r for r, j in enumerate(sup.kept)},
-        ven.embeddings, val_labels, {int(j): r for r, j in enumerate(ven.kept)},
-        ten.embeddings, splits, tables, methods, search=search, fixed=fixed, compress=compress,
+        sup.embeddings.to(dev), train_labels, {int(support_idx[j]): r for r, j in enumerate(sup.kept)},
+        ven.embeddings.to(dev), val_labels, {int(j): r for r, j in enumerate(ven.kept)},
+        ten.embeddings.to(dev), splits, tables, methods, search=search, fixed=fixed, compress=compress,
         key_dtype=key_dtype)
 
     guard.final()

@@ -21,10 +21,16 @@ _TRAIN_STREAM, _VAL_STREAM = 0, 1
 
 def class_orders(labels: np.ndarray, n_classes: int, seed: int, stream: int = _TRAIN_STREAM
                  ) -> list[np.ndarray]:
-    """For each class, the indices of its items in a seeded random order."""
+    """For each class, the indices of its items in a seeded random order.
+
+    One stable sort groups the items by class: ``O(N log N + C)``, not one pass over the labels
+    per class (which was ``O(N · C)``: 11 minutes per call on 13M images × 21k classes).
+    """
     labels = np.asarray(labels, dtype=np.int64)
     rng = np.random.default_rng([int(seed), int(stream)])
-    return [rng.permutation(np.flatnonzero(labels == c)) for c in range(n_classes)]
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n_classes + 1))
+    return [rng.permutation(order[bounds[c]:bounds[c + 1]]) for c in range(n_classes)]
 
 
 def take_per_class(orders: Sequence[np.ndarray], k: int) -> np.ndarray:

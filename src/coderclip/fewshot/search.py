@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -24,6 +24,14 @@ COARSE_ALPHAS = (0.0, *(2.0 ** (k / 2) for k in range(-8, 13)))
 COARSE_BETAS = tuple(2.0 ** k for k in range(-2, 7))
 #: Largest temporary of one grid block (numbers); 2**26 float32 = 256 MiB.
 DEFAULT_BLOCK_ELEMS = 1 << 26
+
+#: Validation rows: a tensor, or a function ``(start, stop) -> rows`` that computes them on demand
+#: (so ``[N, S]`` affinities and ``[N, C]`` logits are never held whole for large N).
+Rows = torch.Tensor | Callable[[int, int], torch.Tensor]
+
+
+def _rows(t: Rows, start: int, stop: int) -> torch.Tensor:
+    return t(start, stop) if callable(t) else t[start:stop]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,13 +94,14 @@ class SearchResult:
         return out
 
 
-def grid_correct(cache: CacheModel, zero_shot: torch.Tensor, affinity: torch.Tensor,
+def grid_correct(cache: CacheModel, zero_shot: Rows, affinity: Rows,
                  labels: torch.Tensor, alphas: Sequence[float], betas: Sequence[float],
                  block_elems: int = DEFAULT_BLOCK_ELEMS) -> torch.Tensor:
     """Number of correct validation predictions at every grid point ``[A, B]`` (int64).
 
-    ``zero_shot`` ``[N, C]`` = 100 · x̂W, ``affinity`` ``[N, S]`` = Ã of the validation queries,
-    ``labels`` ``[N]``.
+    ``zero_shot`` ``[N, C]`` = 100 · x̂W, ``affinity`` ``[N, S]`` = Ã of the validation queries
+    (tensors, or functions computing a block of rows: memory is then one block),
+    ``labels`` ``[N]``. Time ``O(N · B · (S + C))``, memory ``O(block_elems)`` plus the inputs.
 
     For one query and one β, with z its zero-shot logits and e its cache evidence, the true class
     y wins at α iff α (e_y − e_c) ≥ z_c − z_y for every class c: the set of such α is an interval
@@ -100,20 +109,19 @@ def grid_correct(cache: CacheModel, zero_shot: torch.Tensor, affinity: torch.Ten
     (α, β) point. (An exact tie counts as correct here, whereas ``argmax`` picks the first class:
     the two differ only on ties, which real-valued logits essentially never produce.)
     """
-    dev = affinity.device
+    dev = cache.keys.device
     a = torch.as_tensor(list(alphas), dtype=torch.float32, device=dev)
     b = torch.as_tensor(list(betas), dtype=torch.float32, device=dev)
     labels = torch.as_tensor(labels, dtype=torch.long, device=dev)
-    n, s = affinity.shape
-    c = zero_shot.shape[1]
+    n, s, c = int(labels.numel()), cache.n_support, cache.n_classes
     per_query = len(b) * (s + 4 * c) + 2 * s + len(a) * len(b)
     rows = max(1, block_elems // per_query)
     correct = torch.zeros(len(a), len(b), dtype=torch.long, device=dev)
     for i in range(0, n, rows):
         y = labels[i:i + rows]
-        ev = cache.evidence(affinity[i:i + rows], b)                        # [B, n, C]
+        ev = cache.evidence(_rows(affinity, i, i + len(y)), b)              # [B, n, C]
         de = ev.gather(2, y[None, :, None].expand(len(b), -1, 1)) - ev      # e_y − e_c
-        z = zero_shot[i:i + rows]
+        z = _rows(zero_shot, i, i + len(y))
         dz = (z - z.gather(1, y[:, None]))[None]                            # z_c − z_y
         ratio = dz / de
         inf = torch.tensor(float("inf"), device=dev)
@@ -158,7 +166,7 @@ def _continued(values: list[float], more: int = 4) -> list[float]:
     return values + [values[-1] * ratio ** k for k in range(1, more + 1)]
 
 
-def search_alpha_beta(cache: CacheModel, zero_shot: torch.Tensor, affinity: torch.Tensor,
+def search_alpha_beta(cache: CacheModel, zero_shot: Rows, affinity: Rows,
                       labels: torch.Tensor, space: SearchSpace | None = None) -> SearchResult:
     """Grid search of α and β on validation data: a coarse grid (extended past its top edge
     while the best point lies there, up to ``space.extend`` times), then refinement around its
@@ -166,13 +174,14 @@ def search_alpha_beta(cache: CacheModel, zero_shot: torch.Tensor, affinity: torc
     validation accuracy.
     """
     space = space or SearchSpace()
-    labels = torch.as_tensor(labels, dtype=torch.long, device=affinity.device)
+    labels = torch.as_tensor(labels, dtype=torch.long, device=cache.keys.device)
     n = int(labels.numel())
     if n == 0:
         raise ConfigError("the validation set is empty: α and β cannot be searched")
-    if affinity.shape[0] != n or zero_shot.shape[0] != n:
-        raise ConfigError(f"{n} validation labels but affinities for {affinity.shape[0]} and "
-                          f"zero-shot logits for {zero_shot.shape[0]} images")
+    sizes = [len(t) for t in (affinity, zero_shot) if not callable(t)]
+    if any(k != n for k in sizes):
+        raise ConfigError(f"{n} validation labels but affinities or zero-shot logits for "
+                          f"{sizes} images")
 
     def run(alphas: Sequence[float], betas: Sequence[float]) -> tuple[GridResult, tuple[int, int]]:
         acc = grid_correct(cache, zero_shot, affinity, labels, alphas, betas, space.block_elems)
@@ -195,7 +204,10 @@ def search_alpha_beta(cache: CacheModel, zero_shot: torch.Tensor, affinity: torc
         if len(alphas) * len(betas) > 1:
             refined, (fi, fj) = run(alphas, betas)
             final = refined
-    zs = float((zero_shot.argmax(1) == labels).double().mean() * 100.0)
+    step = max(1, space.block_elems // max(1, cache.n_classes))
+    hits = sum(int((_rows(zero_shot, i, min(i + step, n)).argmax(1) == labels[i:i + step]).sum())
+               for i in range(0, n, step))
+    zs = hits * 100.0 / n
     return SearchResult(alpha=final.alphas[fi], beta=final.betas[fj],
                         val_accuracy=final.accuracy[fi][fj], zero_shot_val_accuracy=zs, n_val=n,
                         coarse=coarse, refined=refined)

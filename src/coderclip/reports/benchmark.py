@@ -47,7 +47,8 @@ def benchmark_markdown(report: dict) -> str:
              f"torch {prov['torch_version']} · seed {prov['seed']} · {report['created']}", ""]
     if prov.get("command"):
         lines += [f"Command: `{prov['command']}`", ""]
-    for metric, title in (("top1", "Top-1 accuracy (%)"), ("top5", "Top-5 accuracy (%)")):
+    for metric, title in (("top1", "Top-1 accuracy (%)"), ("top5", "Top-5 accuracy (%)"),
+                          ("mean_per_class_recall", "Mean per-class recall (%)")):
         lines += [f"## {title}", ""]
         rows = [[r["dataset"]["name"], f"`{r['model']}`", str(r["n_images"]),
                  *(_f(r["methods"].get(m, {}).get(metric)) for m in labels)] for r in runs]

@@ -118,6 +118,8 @@ def _min_span(ax, span: float) -> None:
 
 
 def confusion_chart(run: dict, path: Path, n: int = 10) -> Path:
+    """The ``n`` most confused (true → predicted) pairs of a run as bars; reads only the
+    report's short ``confused_pairs`` list, so its cost does not depend on the number of classes."""
     pairs = run["confused_pairs"][:n]
     fig = _figure(7.0, 1.2 + 0.35 * max(1, len(pairs)))
     ax = fig.subplots()
@@ -132,7 +134,8 @@ def confusion_chart(run: dict, path: Path, n: int = 10) -> Path:
     else:
         ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
         ax.set_axis_off()
-    ax.set_title(f"Most confused pairs: {run['dataset']['name']} / {run['model']}", fontsize=10)
+    model = run.get("model") or (run.get("provenance", {}).get("model") or {}).get("name", "")
+    ax.set_title(f"Most confused pairs: {run['dataset']['name']} / {model}", fontsize=10)
     return _save(fig, path)
 
 

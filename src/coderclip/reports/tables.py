@@ -15,7 +15,9 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
 
 
 def _pm(method: dict, key: str) -> str:
-    """``61.20`` or, for a method run over several seeds, ``61.20 ± 0.31``."""
+    """``61.20`` or, for a method run over several seeds, ``61.20 ± 0.31``; ``-`` when missing."""
+    if method.get(key) is None:
+        return "-"
     std = method.get(f"{key}_std")
     return f"{method[key]:.2f}" + (f" ± {std:.2f}" if std is not None else "")
 
@@ -28,8 +30,9 @@ def format_summary(report: dict, markdown: bool = False) -> str:
     skipped = report.get("skipped_images") or []
     if skipped:
         out.append(f"({len(skipped)} unreadable image(s) skipped)")
-    rows = [[m["label"], _pm(m, "top1"), _pm(m, "top5")] for m in report["methods"].values()]
-    out += ["", _table(["method", "top-1 %", "top-5 %"], rows, markdown)]
+    rows = [[m["label"], _pm(m, "top1"), _pm(m, "top5"), _pm(m, "mean_per_class_recall")]
+            for m in report["methods"].values()]
+    out += ["", _table(["method", "top-1 %", "top-5 %", "mean per-class recall %"], rows, markdown)]
     if report.get("ablation"):
         rows = [[k, f"{v:.2f}"] for k, v in report["ablation"].items()]
         out += ["", _table(["ablation", "top-1 %"], rows, markdown)]

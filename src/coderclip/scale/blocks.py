@@ -206,8 +206,7 @@ class BlockClassifier:
         for group in batch_groups(block, data_rows(block)):
             x = self.embedder.embed(block, group)
             with torch.inference_mode():   # the one scoring path of every engine and command
-                idx, prob = top_k_batch(x, clf.tables_, k=self.top, method=clf.method,
-                                        rerank_k=clf.rerank_k, tau=clf.tau)
+                idx, prob = top_k_batch(x, clf.tables_, k=self.top, **clf.scoring_settings())
             index[group], scores[group] = idx, prob
             if self.with_vector:
                 v = self._vectors(x)
