@@ -121,7 +121,7 @@ def test_tau_chosen_on_val_is_applied_to_test(designed_case):
                                                             for i in range(7)]) + "\n")
     report = run_benchmark(
         [BenchmarkDataset("csv", str(folder), str(designed_case / "designed.json"))],
-        ["designed"], tau=0.5, top_k=2, taus=(0.0, 0.5, 1.0), ks=(2,), tau_from="val",
+        ["designed"], tau=0.5, top_k=2, taus=(0.0, 0.5, 1.0), ks=(2,), tau_from="val", k_from="fixed",
         encoders={"designed": DesignedEncoder()})
     run = report["runs"][0]
     p = run["protocol"]
@@ -145,3 +145,52 @@ def test_val_split_with_other_classes_is_refused(designed_case):
     with pytest.raises(DatasetError, match="val split has other classes"):
         run_benchmark([BenchmarkDataset("csv", str(folder), str(designed_case / "designed.json"))],
                       ["designed"], tau_from="val", encoders={"designed": DesignedEncoder()})
+
+
+def test_tau_and_k_come_from_val_by_default_where_there_is_a_val_split(designed_case):
+    """The default protocol: the val split chooses τ and K when the dataset has one; a single
+    manifest (no val split) keeps the fixed values, and each run says which."""
+    import shutil
+
+    folder = designed_case / "splits"
+    folder.mkdir()
+    for name in ("val", "test"):
+        shutil.copy(designed_case / "case.csv", folder / f"{name}.csv")
+    for i in range(7):
+        shutil.copy(designed_case / f"img{i}.png", folder / f"img{i}.png")
+    kfile = str(designed_case / "designed.json")
+    report = run_benchmark(
+        [BenchmarkDataset("csv", str(folder), kfile), BenchmarkDataset("csv", str(designed_case / "case.csv"), kfile)],
+        ["designed"], tau=0.5, top_k=2, taus=(0.0, 0.5, 1.0), ks=(2, 3), encoders={"designed": DesignedEncoder()})
+    with_val, without = (r["protocol"] for r in report["runs"])
+    assert (with_val["tau_source"], with_val["top_k_source"]) == ("val", "val")
+    assert with_val["selection"]["images"] == 7 and len(with_val["selection"]["grid"]) == 6
+    assert (without["tau"], without["tau_source"], without["top_k"], without["top_k_source"]) == (0.5, "fixed", 2, "fixed")
+    assert without["selection"] is None
+    assert report["settings"]["tau_from"] == "auto"
+    assert "post-hoc" in benchmark_markdown(report)
+
+
+def test_evaluate_with_val_images_chooses_tau_and_k_on_them(designed_case):
+    """``evaluate(..., val_dataset=)`` (the CLI's ``--val``): τ/K come from the validation images."""
+    from coderclip.datasets import open_dataset
+    from coderclip.evaluation.run import evaluate
+    from coderclip.knowledge import load_knowledge
+
+    kn = load_knowledge(str(designed_case / "designed.json"))
+    test = open_dataset(designed_case / "case.csv", class_names=NAMES)
+    rows = (designed_case / "case.csv").read_text().splitlines()
+    val_labels = {2: "beta", 5: "gamma"}  # every rerank loses accuracy on these labels
+    (designed_case / "val.csv").write_text("\n".join(
+        [rows[0]] + [f"img{i}.png,{val_labels.get(i, 'alpha')}" for i in range(7)]) + "\n")
+    val = open_dataset(designed_case / "val.csv", class_names=NAMES)
+    enc = DesignedEncoder()
+    fixed = evaluate(enc, kn, test, tau=0.5, top_k=2, taus=(0.0, 0.5, 1.0), ks=(2,), cache=False, num_workers=0)
+    assert fixed["protocol"]["tau_source"] == "fixed" and fixed["rerank"]["tau"] == 0.5
+    chosen = evaluate(enc, kn, test, tau=0.5, top_k=2, taus=(0.0, 0.5, 1.0), ks=(2,), cache=False,
+                      num_workers=0, val_dataset=val)
+    p = chosen["protocol"]
+    assert (p["tau"], p["tau_source"], p["top_k_source"]) == (0.0, "val", "val")
+    assert p["selection"]["images"] == 7
+    assert chosen["rerank"]["reranked"] == 0
+    assert chosen["provenance"]["labels_read_after_predictions"] is True

@@ -118,3 +118,17 @@ def test_errors_are_one_line_and_nonzero(capsys, tmp_path, open_clip_spec, argv,
     code, _, err = run(capsys, *[subs.get(a, a) for a in argv])
     assert code == status
     assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_evaluate_with_val_chooses_tau_and_k_there(capsys, tmp_path, open_clip_spec, small_knowledge):
+    root = make_folder_dataset(tmp_path / "data", ["lime", "lemon", "orange"], per_class=2)
+    val = make_folder_dataset(tmp_path / "val", ["lime", "lemon", "orange"], per_class=1)
+    kfile = small_knowledge.save(tmp_path / "k.json")
+    report = tmp_path / "r.json"
+    code, out, _ = run(capsys, "evaluate", root, "-m", open_clip_spec, "-k", kfile, "--val", val,
+                       "--report", report)
+    assert code == 0 and "chosen on 3 validation images" in out
+    p = json.loads(report.read_text())["protocol"]
+    assert (p["tau_source"], p["top_k_source"]) == ("val", "val") and p["selection"]["images"] == 3
+    code, out, _ = run(capsys, "evaluate", root, "-m", open_clip_spec, "-k", kfile, "--report", report)
+    assert json.loads(report.read_text())["protocol"]["tau_source"] == "fixed"

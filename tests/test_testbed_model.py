@@ -117,3 +117,59 @@ def test_reduced_retraining_lowers_the_loss_and_beats_chance():
     y = torch.tensor([picked.index(int(v)) for v in labels])
     acc = float(((x @ protos.T).argmax(1) == y).float().mean())
     assert acc > 1.5 / len(picked), acc  # chance is 1/6
+
+
+def _head_inputs(text, texts, head):
+    from coderclip.testbed.train import tokenize_for_head
+
+    return tokenize_for_head(text, texts, head.config["max_tokens"])
+
+
+def test_text_head_starts_neutral_and_can_learn_word_order():
+    """MiniLM alone barely separates colour orders; the trainable head learns to."""
+    import torch.nn.functional as F
+
+    from coderclip.testbed.model import TextHead, attach_word_embeddings, combine_text
+
+    text = MiniLMTextTower()
+    texts = ["horizontal bands of white, blue and red", "horizontal bands of red, white and blue"]
+    e = embed_texts(text, texts)
+    assert float(e[0] @ e[1]) > 0.98
+    torch.manual_seed(0)
+    head = attach_word_embeddings(TextHead(width=32, layers=1, heads=2), text)
+    ids, mask = _head_inputs(text, texts, head)
+    with torch.no_grad():
+        assert torch.allclose(combine_text(e, head(ids, mask)), e, atol=1e-6)  # zero-initialised output
+    target = F.normalize(torch.randn(2, 384), dim=1)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    for _ in range(60):
+        out = F.normalize(combine_text(e, head(ids, mask)), dim=1)
+        loss = -(out * target).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        out = F.normalize(combine_text(e, head(ids, mask)), dim=1)
+    assert float(out[0] @ out[1]) < 0.9
+
+
+def test_weights_with_text_head_roundtrip_through_the_encoder(tmp_path):
+    from coderclip.encoders import load_encoder
+    from coderclip.testbed.model import TextHead, load_testbed_weights
+
+    torch.manual_seed(2)
+    model, head = ImageTower(width=4).eval(), TextHead(width=16, layers=1, heads=2).eval()
+    torch.nn.init.normal_(head.out.weight, std=0.05)  # a non-trivial head
+    path = save_image_tower(model, tmp_path / "w2.safetensors", text_head=head, half=True)
+    back, back_head = load_testbed_weights(path)
+    assert back_head is not None and back_head.config == head.config
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), back(x), atol=2e-2)  # stored as fp16
+    enc = load_encoder(f"testbed:{path}", device="cpu")
+    texts = ["a small green circle", "a red octagon with white lettering"]
+    with_head = enc.encode_texts(texts)
+    plain = embed_texts(enc.text_tower, texts)
+    assert torch.allclose(with_head.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert not torch.allclose(with_head, plain, atol=1e-3)  # the head changes the text side
+    assert load_image_tower(path).config == model.config

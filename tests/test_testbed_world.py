@@ -153,3 +153,43 @@ def test_shipped_class_list_and_pack_follow_the_test_set_order():
     kn = load_knowledge("testbed")
     assert kn.class_names == tc.CLASS_NAMES
     assert kn.domain == "generic"
+
+
+def test_named_objects_and_naming_captions():
+    from coderclip.testbed.named import DISTRACTORS, NAMED_OBJECTS, NamingRates, caption_named, named_caption
+
+    names = [o.name for o in NAMED_OBJECTS]
+    assert names[:len(tc.CLASSES)] == tc.CLASS_NAMES
+    assert len(DISTRACTORS) >= len(tc.CLASSES) and len(set(names)) == len(names)
+    rng = world.make_rng(5, 1, 0)
+    for o in NAMED_OBJECTS:  # every recipe draws valid scenes; a naming caption names the object
+        scene = o.recipe(rng)
+        text = named_caption(o, scene, rng)
+        assert any(s.lower() in text.lower() for s in (*o.singular, *o.plural)), (o.name, text)
+    # the dial: no names without rates; with rates, names appear at about the chosen share
+    plain = [training_scene(3, i)[1][0] for i in range(200)]
+    assert not any(n.lower() in c.lower() for c in plain for n in ("lime", "flag of", "coin", "pumpkin"))
+    rates = NamingRates(named=1.0, name=1.0, wrong=0.0)
+    k, hits = 0, 0
+    for i in range(300):
+        r = world.make_rng(9, 1, i)
+        k = int(r.integers(len(NAMED_OBJECTS)))
+        o = NAMED_OBJECTS[k]
+        cap = caption_named(k, o.recipe(r), r, rates)
+        hits += any(s.lower() in cap.lower() for s in (*o.singular, *o.plural))
+    assert hits == 300
+    none = NamingRates(named=1.0, name=0.0)
+    r = world.make_rng(9, 1, 0)
+    assert not any(s.lower() in caption_named(0, NAMED_OBJECTS[0].recipe(r), r, none).lower()
+                   for s in NAMED_OBJECTS[0].singular)
+
+
+def test_training_scenes_with_names_are_pure_functions_of_the_seed():
+    from coderclip.testbed.named import NamingRates
+
+    rates = NamingRates(named=0.5)
+    a = [training_scene(4, i, 2, rates) for i in range(40)]
+    assert a == [training_scene(4, i, 2, rates) for i in range(40)]
+    # with no named share the training stream is the descriptive world of before
+    assert [training_scene(4, i) for i in range(20)] == [training_scene(4, i, 1, None) for i in range(20)]
+    assert [s for s, _ in a] != [training_scene(4, i)[0] for i in range(40)]

@@ -51,11 +51,12 @@ def add_parser(sub) -> None:
     add_rerank_args(p)
     add_methods_arg(p)
     s = p.add_argument_group("protocol")
-    s.add_argument("--tau-from", choices=["val"], default=None,
-                   help="choose tau on each dataset's val split (its labels), then apply it to "
-                        "test; default: the fixed --tau")
-    s.add_argument("--k-from", choices=["val"], default=None,
-                   help="choose the rerank K on the val split the same way; default: fixed --rerank-k")
+    s.add_argument("--tau-from", choices=["auto", "val", "fixed"], default="auto",
+                   help="val: choose tau on each dataset's val split (its labels), then apply it to "
+                        "test; fixed: use --tau; auto (default): val where the dataset has a val "
+                        "split, else --tau")
+    s.add_argument("--k-from", choices=["auto", "val", "fixed"], default="auto",
+                   help="the same for the rerank K (fixed: --rerank-k)")
     s.add_argument("--seed", type=int, default=0, help="random seed, recorded in the report (default 0)")
     p.add_argument("-o", "--output", "--out", dest="out", required=True, help="output folder (report.json, report.md, charts/)")
     p.add_argument("--no-charts", action="store_true", help="write the JSON and Markdown reports only")

@@ -15,10 +15,13 @@ EXAMPLES = """\
 examples:
   coderclip evaluate data/val/ --model open_clip:ViT-B-32:openai --knowledge food101
   coderclip evaluate manifest.csv -m hf:/models/siglip-base -k knowledge.json -o report.json
+  coderclip evaluate data/test/ --val data/val/ -m open_clip:ViT-B-32:openai -k food101
   coderclip evaluate val.csv -m open_clip:ViT-B-32:openai -k imagenet --engine ray --address auto
 
 DATA is a folder with one sub-folder of images per class (the sub-folder name is the class name),
 or a CSV file with the columns path,label. Labels are read only after all predictions are made.
+With --val, the rerank's tau and K are chosen on those labelled validation images (never on DATA);
+without it they are the fixed --tau and --rerank-k. The accuracy-vs-tau sweep on DATA is post-hoc.
 """
 
 
@@ -34,6 +37,9 @@ def add_parser(sub) -> None:
     add_knowledge_args(p)
     add_rerank_args(p)
     add_methods_arg(p)
+    p.add_argument("--val", default=None, metavar="DATA",
+                   help="labelled validation images (same layout and classes as DATA): choose tau "
+                        "and K on them instead of using --tau and --rerank-k")
     p.add_argument("-o", "--output", "--report", dest="report", default=None,
                    help="write the JSON report here")
     p.add_argument("--predictions", default=None, metavar="FILE",
@@ -68,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         knowledge = load_knowledge_from_args(args, class_names=dataset.class_names)
     else:
         knowledge, dataset = _only_present_classes(args.data, knowledge, dataset)
+    val = open_dataset(args.val, class_names=dataset.class_names) if args.val else None
     encoder = load_model(args)
     encoded_batches = None
     if args.engine == "ray":
@@ -83,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
                       show_progress_bar=sys.stderr.isatty(),
                       knowledge_source=args.knowledge, templates=args.templates,
                       predictions=args.predictions, methods=args.methods,
-                      encoded_batches=encoded_batches, decode=args.decode)
+                      encoded_batches=encoded_batches, decode=args.decode, val_dataset=val)
+    p = report["protocol"]
+    if p["selection"]:
+        print(f"tau {p['tau']:g} and K {p['top_k']} chosen on {p['selection']['images']} validation images")
     print(format_summary(report))
     if args.report:
         from pathlib import Path

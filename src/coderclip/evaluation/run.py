@@ -21,6 +21,7 @@ from ..pipeline import row_batches
 from .predict import (DEFAULT_KS, DEFAULT_TAUS, NothingScored, ZeroShotPredictor, bank_types,
                       check_methods)
 from .provenance import provenance
+from .selection import select_on_val
 
 REPORT_FORMAT = "coderclip-zero-shot-report"
 REPORT_VERSION = 1
@@ -64,7 +65,7 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
              knowledge_source: str | None = None, methods: Sequence[str] | None = None,
              templates=None, predictions: str | os.PathLike | None = None,
              predictions_k: int = 5, encoded_batches: Callable | None = None,
-             decode: str = "cpu") -> dict:
+             decode: str = "cpu", val_dataset=None) -> dict:
     """Evaluate every method on a labelled dataset.
 
     ``knowledge``: a :class:`~coderclip.knowledge.Knowledge`, a knowledge file or a shipped pack
@@ -74,6 +75,10 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     :func:`~coderclip.knowledge.templates.load_templates`); ``predictions``: write every image's
     top ``predictions_k`` classes and scores per method to this ``.csv`` or ``.parquet`` file
     (:mod:`~coderclip.evaluation.per_image`).
+
+    With ``val_dataset`` (labelled validation images of the same classes), τ and K are chosen on
+    it (CODER + rerank top-1 over ``taus`` × ``ks``) instead of taking ``tau`` / ``top_k``; the
+    report's ``protocol`` says where they came from.
 
     Order of work: align the knowledge to the dataset's classes (by name), build the text bank,
     embed and score the images batch by batch (embeddings are not kept), and only then read the
@@ -107,6 +112,15 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     def labels() -> np.ndarray:
         return dataset.labels()[np.asarray(kept, dtype=np.int64)]
 
+    protocol = {"tau": float(tau), "tau_source": "fixed", "top_k": int(top_k), "top_k_source": "fixed",
+                "selection": None}
+    if val_dataset is not None:
+        protocol = choose_on_val(encoder, bank, kn, val_dataset, tau=tau, top_k=top_k, taus=taus, ks=ks,
+                                 batch_size=batch_size, num_workers=num_workers,
+                                 show_progress_bar=show_progress_bar)
+        tau, top_k = protocol["tau"], protocol["top_k"]
+        taus = taus if tau in taus else tuple(sorted({*taus, tau}))
+
     def kept_paths() -> Iterator[str]:   # read as rows are written, after their batch is kept
         for j in range(len(dataset)):
             yield str(dataset.paths[kept[j]])
@@ -119,7 +133,7 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     except NothingScored:
         raise DatasetError(f"none of the {len(dataset)} images of {dataset.name} could be read") from None
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
-              "dataset": dataset.describe(),
+              "dataset": dataset.describe(), "protocol": protocol,
               "skipped_images": [{"path": p, "reason": r} for p, r in failures]}
     report.update(scores)
     if predictions is not None:
@@ -127,6 +141,32 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     report["provenance"] = provenance(encoder, kn, bank, knowledge_source,
                                       labels_read_after_predictions=guard.honest())
     return report
+
+
+def choose_on_val(encoder: Encoder, bank: TextBank, knowledge: Knowledge, val_dataset, *, tau: float,
+                  top_k: int, taus: Sequence[float] = DEFAULT_TAUS, ks: Sequence[int] = DEFAULT_KS,
+                  batch_size: int = 64, num_workers: int | None = None,
+                  show_progress_bar: bool = False) -> dict:
+    """The evaluation protocol with τ and K chosen on labelled validation images."""
+    from ..images import encode_image_files
+
+    if list(val_dataset.class_names) != list(knowledge.class_names):
+        missing = sorted(set(val_dataset.class_names) ^ set(knowledge.class_names))[:5]
+        raise DatasetError(f"the validation images {val_dataset.name!r} have other classes than the "
+                           f"evaluated images (e.g. {missing}); give a validation set with the same "
+                           "class folders or labels")
+    enc = encode_image_files(encoder, val_dataset.paths, batch_size=batch_size, num_workers=num_workers,
+                             show_progress_bar=show_progress_bar)
+    if not enc.kept:
+        raise DatasetError(f"none of the {len(val_dataset)} validation images of {val_dataset.name} "
+                           "could be read")
+    kept = np.asarray(enc.kept, dtype=np.int64)
+    sel = select_on_val(enc.embeddings, bank, lambda: val_dataset.labels()[kept], tau=tau, top_k=top_k,
+                        taus=taus, ks=ks, tune_tau=True, tune_k=True)
+    sel["split"] = "val"
+    sel["source"] = val_dataset.describe()
+    return {"tau": sel["tau"], "tau_source": "val", "top_k": sel["top_k"], "top_k_source": "val",
+            "selection": sel}
 
 
 def per_image_sink(path, bank: TextBank, encoder: Encoder, class_names: Sequence[str], paths,

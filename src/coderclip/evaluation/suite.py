@@ -35,16 +35,15 @@ from ..knowledge import Knowledge, load_knowledge
 from ..knowledge.packs import has_pack, pack_path
 from ..knowledge.templates import TEMPLATES_VERSION
 from .guard import LabelGuard
-from .predict import DEFAULT_KS, DEFAULT_TAUS, bank_types, check_methods, predict_zero_shot
+from .predict import DEFAULT_KS, DEFAULT_TAUS, bank_types, check_methods
 from .provenance import provenance, weights_record
 from .run import per_image_sink, predict_then_label
+from .selection import SELECTION_SOURCES, has_val_split, select_on_val  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 BENCHMARK_FORMAT = "coderclip-benchmark-report"
 BENCHMARK_VERSION = 1
-#: Values of ``tau_from`` / ``k_from``: where τ and K come from.
-SELECTION_SOURCES = (None, "val")
 
 
 @dataclasses.dataclass
@@ -74,33 +73,10 @@ def resolve_knowledge(source: str | None, dataset, pack_name: str | None = None)
     return kn.align(dataset.class_names), path, source
 
 
-# ---------------------------------------------------------------------------------- selection
-def select_on_val(x, bank, labels_of, *, tau: float, top_k: int, taus: Sequence[float],
-                  ks: Sequence[int], tune_tau: bool, tune_k: bool) -> dict:
-    """Choose τ and/or K by CODER + rerank top-1 on held-out images ``x`` ``[N, D]``.
-
-    ``labels_of(kept)`` returns the held-out labels; it is called only after every prediction of
-    the grid is computed. Ties go to the smaller τ (fewer samples reranked), then the smaller K.
-    """
-    tau_grid = sorted(set(float(t) for t in taus)) if tune_tau else [float(tau)]
-    k_grid = sorted(set(int(k) for k in ks)) if tune_k else [int(top_k)]
-    preds = {k: predict_zero_shot(x, bank, tau=tau_grid[0], top_k=k, taus=tau_grid, ks=(),
-                                  ablation=False) for k in k_grid}
-    labels = labels_of()
-    grid = []
-    for k in k_grid:
-        for t in tau_grid:
-            acc = float((preds[k].tau_sweep[t] == labels).mean() * 100.0)
-            grid.append({"tau": t, "top_k": k, "top1": acc})
-    best = max(grid, key=lambda g: (g["top1"], -g["tau"], -g["top_k"]))
-    return {"images": int(len(labels)), "grid": grid, "tau": best["tau"], "top_k": best["top_k"],
-            "top1": best["top1"]}
-
-
 # ---------------------------------------------------------------------------------- running
 def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *,
                   tau: float = DEFAULT_TAU, top_k: int = DEFAULT_TOP_K,
-                  tau_from: str | None = None, k_from: str | None = None,
+                  tau_from: str | None = "auto", k_from: str | None = "auto",
                   taus: Sequence[float] | None = None, ks: Sequence[int] | None = None,
                   seed: int = 0, device: str | None = None, precision: str | None = None,
                   batch_size: int = 64, num_workers: int | None = None, cache: bool = True,
@@ -109,8 +85,9 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                   predictions_format: str = "csv", methods: Sequence[str] | None = None) -> dict:
     """Evaluate every model on every dataset; returns the benchmark report (a JSON-able dict).
 
-    ``tau_from`` / ``k_from``: ``None`` keeps ``tau`` / ``top_k`` as given; ``"val"`` chooses
-    them on each dataset's validation split. ``encoders`` maps model specs to already loaded
+    ``tau_from`` / ``k_from``: ``"auto"`` (default) chooses them on each dataset's validation
+    split where it has one and keeps ``tau`` / ``top_k`` elsewhere; ``"val"`` requires the split;
+    ``None`` (or ``"fixed"``) keeps ``tau`` / ``top_k`` as given. ``encoders`` maps model specs to already loaded
     encoders (used instead of loading them). ``methods``: which methods to report (default
     :data:`~coderclip.evaluation.predict.DEFAULT_METHODS`). ``predictions_dir``: write each run's
     per-image predictions there, as ``<dataset>-<model>.csv`` (or ``.parquet``).
@@ -118,16 +95,17 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
     methods = check_methods(methods)
     for name, value in (("tau_from", tau_from), ("k_from", k_from)):
         if value not in SELECTION_SOURCES:
-            raise ConfigError(f"{name} must be None or 'val', got {value!r}")
+            raise ConfigError(f"{name} must be 'auto', 'val' or 'fixed', got {value!r}")
+    tau_from, k_from = (None if v == "fixed" else v for v in (tau_from, k_from))
     if not datasets:
         raise ConfigError("give at least one dataset")
     if not models:
         raise ConfigError("give at least one model")
     taus = tuple(DEFAULT_TAUS if taus is None else taus)
     ks = tuple(DEFAULT_KS if ks is None else ks)
-    if tau_from is None and float(tau) not in [float(t) for t in taus]:
+    if tau_from != "val" and float(tau) not in [float(t) for t in taus]:
         taus = tuple(sorted({*map(float, taus), float(tau)}))
-    selecting = tau_from == "val" or k_from == "val"
+    selecting = tau_from is not None or k_from is not None
     torch.manual_seed(seed)
     np.random.seed(seed)
 
@@ -136,7 +114,11 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
     prepared = []
     for spec in datasets:
         test = load_dataset(spec.name, spec.root, "test")
-        val = load_dataset(spec.name, spec.root, "val") if selecting else None
+        val = None
+        if selecting:
+            required = "val" in (tau_from, k_from)
+            val = load_dataset(spec.name, spec.root, "val") if required else has_val_split(
+                lambda: load_dataset(spec.name, spec.root, "val"))
         if val is not None and val.class_names != test.class_names:
             raise DatasetError(f"{test.name}: the val split has other classes than the test split "
                                f"({len(val.class_names)} vs {len(test.class_names)}); τ and K "
@@ -157,7 +139,7 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                                   show_progress_bar=show_progress_bar)
             protocol = {"test_split": "test", "tau": float(tau), "tau_source": "fixed",
                         "top_k": int(top_k), "top_k_source": "fixed", "selection": None}
-            if selecting:
+            if val is not None:
                 vfeat = encode_dataset(encoder, val, batch_size=batch_size, num_workers=num_workers,
                                        cache=cache, show_progress_bar=show_progress_bar)
                 if not vfeat.encoded.kept:
@@ -167,13 +149,13 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                 sel = select_on_val(vfeat.encoded.embeddings, bank,
                                     lambda: val.labels()[kept_val],
                                     tau=tau, top_k=top_k, taus=taus, ks=ks,
-                                    tune_tau=tau_from == "val", tune_k=k_from == "val")
+                                    tune_tau=tau_from is not None, tune_k=k_from is not None)
                 sel["split"] = "val"
                 sel["split_description"] = _split_description(spec.name)
                 protocol["selection"] = sel
-                if tau_from == "val":
+                if tau_from is not None:
                     protocol["tau"], protocol["tau_source"] = sel["tau"], "val"
-                if k_from == "val":
+                if k_from is not None:
                     protocol["top_k"], protocol["top_k_source"] = sel["top_k"], "val"
             feats = encode_dataset(encoder, test, batch_size=batch_size, num_workers=num_workers,
                                    cache=cache, show_progress_bar=show_progress_bar)

@@ -42,7 +42,7 @@ def format_summary(report: dict, markdown: bool = False) -> str:
                     f"{rr['changed']} changed, {rr['wrong_to_right']} wrong->right, "
                     f"{rr['right_to_wrong']} right->wrong"]
         sweep = "  ".join(f"{s['tau']:g}:{s['top1']:.2f}" for s in rr["tau_sweep"])
-        out.append(f"accuracy vs tau: {sweep}")
+        out.append(f"accuracy vs tau (post-hoc, on these images; not used to choose tau): {sweep}")
     return "\n".join(out)
 
 

@@ -22,7 +22,12 @@ from .world import IMAGE_SIZE, Scene, Thing, make_rng, map_jobs, render
 #: Seed of the shipped test set. Training uses its own seed and a different stream id, so no test
 #: image is ever a training image, whatever training seed is chosen.
 TEST_SEED = 20240417
-STREAM_TRAIN, STREAM_TEST = 1, 2
+#: The fixed test seeds the demo reports over (mean ± std); each renders a fresh test set.
+TEST_SEEDS = (TEST_SEED, 20240418, 20240419, 20240420, 20240421)
+#: Seed of the validation images (on their own stream), on which the demo chooses τ and K.
+VAL_SEED = 777
+#: Random stream ids: training scenes, test images, validation images (never the same key).
+STREAM_TRAIN, STREAM_TEST, STREAM_VAL = 1, 2, 4
 TEST_IMAGES_PER_CLASS = 50
 
 
@@ -327,27 +332,36 @@ CLASSES: list[TestClass] = [
 CLASS_NAMES: list[str] = [c.name for c in CLASSES]
 
 
-def render_test_image(class_index: int, i: int, seed: int = TEST_SEED) -> np.ndarray:
-    """Test image ``i`` of class ``class_index`` as ``[H, W, 3]`` uint8."""
-    rng = make_rng(seed, STREAM_TEST, class_index, i)
+def render_test_image(class_index: int, i: int, seed: int = TEST_SEED, stream: int = STREAM_TEST) -> np.ndarray:
+    """Test image ``i`` of class ``class_index`` as ``[H, W, 3]`` uint8 (``stream``
+    :data:`STREAM_VAL` for validation images)."""
+    rng = make_rng(seed, stream, class_index, i)
     scene = CLASSES[class_index].recipe(rng)
     return np.asarray(render(scene, rng))
 
 
-def _render_block(args: tuple[int, int, int, int]) -> np.ndarray:
-    c, start, stop, seed = args
-    return np.stack([render_test_image(c, i, seed) for i in range(start, stop)])
+def _render_block(args: tuple[int, int, int, int, int]) -> np.ndarray:
+    c, start, stop, seed, stream = args
+    return np.stack([render_test_image(c, i, seed, stream) for i in range(start, stop)])
 
 
 def make_test_set(per_class: int = TEST_IMAGES_PER_CLASS, seed: int = TEST_SEED,
-                  classes: Sequence[int] | None = None, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                  classes: Sequence[int] | None = None, workers: int = 1,
+                  stream: int = STREAM_TEST) -> tuple[np.ndarray, np.ndarray]:
     """The fixed test set: images ``[N, 64, 64, 3]`` uint8 and labels ``[N]`` int64 (class order).
 
     Deterministic in ``seed``; ``workers > 1`` renders in parallel processes (same result).
     """
     classes = list(range(len(CLASSES))) if classes is None else list(classes)
-    jobs = [(c, 0, per_class, seed) for c in classes]
+    jobs = [(c, 0, per_class, seed, stream) for c in classes]
     blocks = map_jobs(_render_block, jobs, workers)
     images = np.concatenate(blocks) if blocks else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     labels = np.repeat(np.asarray(classes, dtype=np.int64), per_class)
     return images, labels
+
+
+def make_val_set(per_class: int = 20, seed: int = VAL_SEED, classes: Sequence[int] | None = None,
+                 workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled validation images from the class recipes, on the validation stream (no test or
+    training image is one of them)."""
+    return make_test_set(per_class, seed=seed, classes=classes, workers=workers, stream=STREAM_VAL)

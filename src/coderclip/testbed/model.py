@@ -26,6 +26,8 @@ from .world import IMAGE_SIZE
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "testbed_image_tower.safetensors"
 WEIGHTS_FORMAT = "coderclip-testbed-image-tower-1"
+#: Weights with a trained text head beside the image tower (keys ``image.*`` and ``text_head.*``).
+WEIGHTS_FORMAT_2 = "coderclip-testbed-2"
 TEXT_DIM = 384
 #: Pixel normalisation of the image tower's input (per channel, after scaling to [0, 1]).
 MEAN = (0.5, 0.5, 0.5)
@@ -67,6 +69,52 @@ class ImageTower(nn.Module):
         return self.head(torch.cat([pooled, where], dim=1))
 
 
+# ---------------------------------------------------------------------------------------- text head
+class TextHead(nn.Module):
+    """A small trainable text-side head: a transformer over MiniLM's frozen word-piece embeddings
+    (with learned positions), mean-pooled and projected to a correction added to MiniLM's unit
+    sentence embedding. Unlike mean-pooled MiniLM it can learn word order ("red, white and blue"
+    versus "white, blue and red") and the words of the training captions. The output projection
+    starts at zero, so an untrained head leaves MiniLM's embedding unchanged."""
+
+    def __init__(self, vocab_size: int = 30522, width: int = 128, layers: int = 2, heads: int = 4,
+                 max_tokens: int = 64, embed_dim: int = TEXT_DIM):
+        super().__init__()
+        self.config = {"vocab_size": vocab_size, "width": width, "layers": layers, "heads": heads,
+                       "max_tokens": max_tokens, "embed_dim": embed_dim}
+        # MiniLM's word-piece embeddings are copied in by :func:`attach_word_embeddings` (not saved).
+        self.register_buffer("words", torch.zeros(vocab_size, embed_dim), persistent=False)
+        self.proj = nn.Linear(embed_dim, width)
+        self.pos = nn.Embedding(max_tokens, width)
+        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        # No bias: a bias is the same for every text and pulls all embeddings towards one point.
+        self.out = nn.Linear(width, embed_dim, bias=False)
+        nn.init.zeros_(self.out.weight)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Token ids and attention mask ``[B, T]`` (T is cut to ``max_tokens``) -> ``[B, embed_dim]``."""
+        ids, mask = ids[:, :self.config["max_tokens"]], mask[:, :self.config["max_tokens"]].bool()
+        x = self.proj(self.words[ids]) + self.pos.weight[:ids.shape[1]]
+        x = self.encoder(x, src_key_padding_mask=~mask)
+        m = mask.unsqueeze(-1).to(x.dtype)
+        return self.out(self.norm((x * m).sum(1) / m.sum(1).clamp_min(1.0)))
+
+
+def attach_word_embeddings(head: TextHead, text: MiniLMTextTower) -> TextHead:
+    """Give ``head`` MiniLM's (frozen) word-piece embedding table."""
+    table = text.model.get_input_embeddings().weight.detach()
+    head.words = table.to(dtype=head.proj.weight.dtype, device=head.proj.weight.device).clone()
+    return head
+
+
+def combine_text(sentence: torch.Tensor, correction: torch.Tensor | None) -> torch.Tensor:
+    """The testbed's text embedding: MiniLM's unit sentence embedding plus the head's correction."""
+    unit = sentence / sentence.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return unit if correction is None else unit + correction
+
+
 def pixels_from_uint8(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """``[N, H, W, 3]`` uint8 images -> normalised float pixels ``[N, 3, H, W]``."""
     if isinstance(images, np.ndarray) and not images.flags.writeable:
@@ -85,14 +133,28 @@ def preprocess(image: Image.Image) -> torch.Tensor:
     return pixels_from_uint8(np.asarray(image)[None])[0]
 
 
-def save_image_tower(model: ImageTower, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
-    """Write the image tower's weights and architecture (safetensors metadata); atomic."""
+def save_image_tower(model: ImageTower, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
+                     text_head: TextHead | None = None, half: bool = False) -> Path:
+    """Write the image tower's weights and architecture (safetensors metadata), with the trained
+    text head when given (``half``: store floats as fp16 to halve the file); atomic."""
     from safetensors.torch import save
 
     from .._io import atomic_write_bytes
 
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": WEIGHTS_FORMAT, "config": json.dumps(model.config)}
+    def tensors(m: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+        out = {}
+        for k, v in m.state_dict().items():
+            v = v.detach().cpu()
+            out[prefix + k] = (v.half() if half and v.is_floating_point() else v).contiguous()
+        return out
+
+    if text_head is None:
+        state = tensors(model, "")
+        meta = {"format": WEIGHTS_FORMAT, "config": json.dumps(model.config)}
+    else:
+        state = {**tensors(model, "image."), **tensors(text_head, "text_head.")}
+        meta = {"format": WEIGHTS_FORMAT_2, "config": json.dumps(model.config),
+                "text_head_config": json.dumps(text_head.config)}
     for k, v in (metadata or {}).items():
         meta[k] = v if isinstance(v, str) else json.dumps(v)
     path = Path(path)
@@ -100,8 +162,9 @@ def save_image_tower(model: ImageTower, path: str | os.PathLike, metadata: dict[
     return path
 
 
-def load_image_tower(path: str | os.PathLike) -> ImageTower:
-    """Rebuild an :class:`ImageTower` from a file written by :func:`save_image_tower`."""
+def load_testbed_weights(path: str | os.PathLike) -> tuple[ImageTower, TextHead | None]:
+    """Rebuild the image tower (and the text head, if the file has one) from a file written by
+    :func:`save_image_tower`. The text head still needs :func:`attach_word_embeddings`."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -113,17 +176,29 @@ def load_image_tower(path: str | os.PathLike) -> ImageTower:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             state = {k: f.get_tensor(k) for k in f.keys()}
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     except Exception as e:
         raise ModelLoadError(f"cannot read testbed weights {str(path)!r}: {e}") from e
-    if meta.get("format") != WEIGHTS_FORMAT:
+    fmt = meta.get("format")
+    if fmt not in (WEIGHTS_FORMAT, WEIGHTS_FORMAT_2):
         raise ModelLoadError(f"{str(path)!r} is not a coderclip testbed image tower "
-                             f"(format {meta.get('format')!r}, expected {WEIGHTS_FORMAT!r})")
-    model = ImageTower(**json.loads(meta["config"]))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ModelLoadError(f"testbed weights {str(path)!r} do not fit their recorded architecture: {e}") from e
-    return model.eval()
+                             f"(format {fmt!r}, expected {WEIGHTS_FORMAT!r} or {WEIGHTS_FORMAT_2!r})")
+    model, head = ImageTower(**json.loads(meta["config"])), None
+    parts = [(model, "image." if fmt == WEIGHTS_FORMAT_2 else "")]
+    if fmt == WEIGHTS_FORMAT_2:
+        head = TextHead(**json.loads(meta["text_head_config"]))
+        parts.append((head, "text_head."))
+    for module, prefix in parts:
+        try:
+            module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        except RuntimeError as e:
+            raise ModelLoadError(f"testbed weights {str(path)!r} do not fit their recorded architecture: {e}") from e
+    return model.eval(), head.eval() if head is not None else None
+
+
+def load_image_tower(path: str | os.PathLike) -> ImageTower:
+    """The image tower of a testbed weights file (see :func:`load_testbed_weights`)."""
+    return load_testbed_weights(path)[0]
 
 
 # ---------------------------------------------------------------------------------------- text tower
@@ -166,11 +241,15 @@ class MiniLMTextTower(nn.Module):
             p.requires_grad_(False)
         self.device_ = torch.device(device)
 
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """MiniLM's word-piece ids and attention mask (padded to the longest text)."""
+        return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                              return_tensors="pt").to(self.device_)
+
     @torch.inference_mode()
-    def forward(self, texts: list[str]) -> torch.Tensor:
+    def forward(self, texts: list[str], batch: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Texts -> mean-pooled token embeddings ``[B, 384]`` (not normalised)."""
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                               return_tensors="pt").to(self.device_)
+        batch = self.tokenize(texts) if batch is None else batch
         hidden = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
@@ -201,8 +280,12 @@ class TestbedEncoder(Encoder):
         self.dtype = resolve_dtype(precision, self.device)
         path = Path(weights).expanduser() if weights else DEFAULT_WEIGHTS
         self.weights_path = path
-        self.image_tower = load_image_tower(path).to(device=self.device, dtype=self.dtype)
+        image_tower, head = load_testbed_weights(path)
+        self.image_tower = image_tower.to(device=self.device, dtype=self.dtype)
         self.text_tower = MiniLMTextTower(self.device, self.dtype)
+        self.text_head = None
+        if head is not None:
+            self.text_head = attach_word_embeddings(head.to(device=self.device, dtype=self.dtype), self.text_tower)
         self.embed_dim = int(self.image_tower.config["embed_dim"])
         self.preprocess = preprocess
         self.context_length = MiniLMTextTower.max_length
@@ -214,7 +297,11 @@ class TestbedEncoder(Encoder):
         return self.image_tower(pixels)
 
     def _encode_text_batch(self, texts: list[str]) -> torch.Tensor:
-        return self.text_tower(texts)
+        batch = self.text_tower.tokenize(texts)
+        sentence = self.text_tower(texts, batch)
+        if self.text_head is None:
+            return sentence
+        return combine_text(sentence, self.text_head(batch["input_ids"], batch["attention_mask"]))
 
 
 def load_testbed_encoder(path: str | os.PathLike | None = None, device: str | None = None,
