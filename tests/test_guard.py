@@ -91,7 +91,7 @@ def test_benchmark_records_a_leak(tmp_path, open_clip_encoder, open_clip_spec, m
     real_add = ZeroShotPredictor.add
 
     def leaky_add(self, xb):            # a scorer that peeks at the test labels while predicting
-        opened[-1].labels()
+        opened[0].labels()              # the test split is opened first (then val, for τ and K)
         return real_add(self, xb)
 
     monkeypatch.setattr("coderclip.evaluation.suite.load_dataset", remember)

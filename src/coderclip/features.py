@@ -149,10 +149,21 @@ class FeatureRows:
         return int(self.shape[0])
 
     def __getitem__(self, index: slice) -> torch.Tensor:
+        """Rows ``index`` as float32 ``[n, D]``; rows holding NaN or infinite values are refused
+        with their row numbers (checked block by block, as they are read)."""
         block = self._rows[index]
         if isinstance(block, torch.Tensor):
-            return block.to(torch.float32)
-        return torch.from_numpy(np.array(block, dtype=np.float32))   # a copy of this block only
+            block = block.to(torch.float32)
+        else:
+            block = torch.from_numpy(np.array(block, dtype=np.float32))   # a copy of this block only
+        bad = ~torch.isfinite(block).all(dim=1) if block.numel() else torch.zeros(0, dtype=torch.bool)
+        if bad.any():
+            start = (index.start or 0) if isinstance(index, slice) else 0
+            rows = (bad.nonzero().flatten() + start).tolist()
+            raise InputError(f"{self.path}: {int(bad.sum())} image embeddings hold NaN or infinite "
+                             f"values (rows {rows[:5]}{' ...' if len(rows) > 5 else ''}); recompute "
+                             "them (with --precision fp32 if they came from fp16)")
+        return block
 
 
 def open_features(path: str | os.PathLike) -> FeatureRows:

@@ -50,7 +50,7 @@ def test_damaged_fingerprint_memo_is_ignored_and_replaced(capsys, tmp_path, open
 
 
 def test_features_with_nan_are_refused_by_name(capsys, tmp_path, classes_file):
-    emb = torch.randn(4, 32)
+    emb = torch.randn(4, 384)   # the testbed model's embedding size
     feats = save_features(tmp_path / "f.safetensors", FeatureSet(emb, ids=list("abcd")))
     from safetensors.torch import load_file, save_file
 
@@ -59,8 +59,11 @@ def test_features_with_nan_are_refused_by_name(capsys, tmp_path, classes_file):
     save_file(t, str(feats), metadata={"format": "coderclip-features-1", "ids": json.dumps(list("abcd"))})
     code, out, err = cli(capsys, "classify", "--features", feats, "-m", "testbed", "--classes", classes_file)
     assert_one_clean_line(code, err, 3, str(feats), "NaN", "rows [2]")
-    assert "nan%" not in out and out == ""
-    np.save(tmp_path / "g.npy", np.full((2, 32), np.inf, dtype=np.float32))
+    assert "nan%" not in out
+    wrong = save_features(tmp_path / "g.safetensors", FeatureSet(torch.randn(4, 32)))
+    code, out, err = cli(capsys, "classify", "--features", wrong, "-m", "testbed", "--classes", classes_file)
+    assert_one_clean_line(code, err, 3, str(wrong), "32-d", "384-d")
+    np.save(tmp_path / "g.npy", np.full((2, 384), np.inf, dtype=np.float32))
     code, _, err = cli(capsys, "classify", "--features", tmp_path / "g.npy", "-m", "testbed",
                        "--classes", classes_file)
     assert_one_clean_line(code, err, 3, "g.npy", "infinite")

@@ -128,6 +128,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.features} holds embeddings of model {feats.model!r}, but "
                               f"the classifier's model is {identity!r}; embed the images with this "
                               "model or pass the model that made the file")
+        if feats.shape[1] != clf.bank_.embed_dim:
+            from ..errors import InputError
+
+            raise InputError(f"{args.features} holds {feats.shape[1]}-d embeddings but the model "
+                             f"{identity!r} makes {clf.bank_.embed_dim}-d ones; embed the images "
+                             "with this model or pass the model that made the file")
         source = {"features": str(Path(args.features).resolve())}
     else:
         source = {"images": len(paths)}
