@@ -7,6 +7,7 @@ use it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -78,3 +79,22 @@ def file_sha256(path: str | os.PathLike) -> str:
 def slug(text: str) -> str:
     """A file-name-safe form of a dataset or model name (at most 80 characters, never empty)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "x"
+
+
+def read_user_file(path: str | os.PathLike, what: str):
+    """A user's text file, parsed as JSON when its name ends in ``.json``: ``(text, data)`` with
+    ``data`` None for other files. Unreadable files and broken JSON raise one
+    :class:`~coderclip.errors.ConfigError` line naming ``what`` (e.g. "templates file 'x'")."""
+    from .errors import ConfigError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {what}: {e}") from None
+    if path.suffix.lower() != ".json":
+        return text, None
+    try:
+        return text, json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{what} is not valid JSON: {e}") from None

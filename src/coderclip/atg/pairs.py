@@ -9,12 +9,12 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._io import read_user_file
 from ..errors import ConfigError, KnowledgeError
 from ..names import normalize_name
 
@@ -60,15 +60,8 @@ def read_pairs(source: str | os.PathLike, class_names: Sequence[str]) -> list[tu
     Names are matched like class names everywhere (case, spaces and underscores ignored).
     """
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read pairs file {str(path)!r}: {e}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"pairs file {str(path)!r} is not valid JSON: {e.msg}") from None
+    text, rows = read_user_file(path, f"pairs file {str(path)!r}")
+    if rows is not None:
         if not isinstance(rows, list):
             raise ConfigError(f"pairs file {str(path)!r}: expected a list of [name, name] pairs")
     else:

@@ -19,6 +19,8 @@ import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .._io import read_user_file
+
 #: Changes whenever a built-in template's wording changes (text banks and reports record it).
 TEMPLATES_VERSION = "coderclip-templates-2"
 
@@ -213,15 +215,9 @@ def load_templates(source: str | os.PathLike | Sequence[str] | Mapping | DomainT
     if isinstance(source, (str, os.PathLike)):
         where = f"templates file {str(source)!r}"
         path = Path(source)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read {where}: {e}") from None
-        if path.suffix.lower() == ".json":
-            try:
-                source = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{where} is not valid JSON: {e}") from None
+        text, data = read_user_file(path, where)
+        if data is not None:
+            source = data
             if not isinstance(source, dict):
                 raise ConfigError(f"{where} must hold a JSON object with keys among "
                                   f"{', '.join(PLACEHOLDERS)}")
