@@ -59,6 +59,15 @@ _MANY = (4, 5, 6, 7, 8, 9)
 _SPACE = ("starry", "black")
 _SKY = ("sky", "pale grey", "grass")
 
+
+def _tricolour(country: str, adjective: str, bands: str, colours: tuple[str, str, str]):
+    """A three-band flag distractor: ``bands`` is "hbands" or "vbands"; the flag's body takes the
+    first band's colour."""
+    return (f"flag of {country}", (f"the flag of {country}", f"the {adjective} flag"),
+            (f"{adjective} flags",),
+            _spec(["rectangle"], [colours[0]], [(bands, colours)], sizes=["medium", "large"],
+                  backgrounds=_SKY, glossy=0.0))
+
 #: Objects that are not evaluation classes: (name, singular noun phrases, plural nouns, recipe).
 DISTRACTORS: list[NamedObject] = [NamedObject(n, r, s, p) for n, s, p, r in [
     ("coin", ("a coin", "a penny"), ("coins",),
@@ -203,28 +212,17 @@ DISTRACTORS: list[NamedObject] = [NamedObject(n, r, s, p) for n, s, p, r in [
            backgrounds=_SPACE, glossy=0.0)),
     ("comet", ("a comet",), ("comets",),
      _spec(["teardrop", "oval"], ["white", "pale blue"], sizes=["small", "medium"], backgrounds=_SPACE)),
-    ("flag of Austria", ("the flag of Austria", "the Austrian flag"), ("Austrian flags",),
-     _spec(["rectangle"], ["red"], [("hbands", ("red", "white", "red"))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
-    ("flag of Hungary", ("the flag of Hungary", "the Hungarian flag"), ("Hungarian flags",),
-     _spec(["rectangle"], ["red"], [("hbands", ("red", "white", "green"))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
-    ("flag of Lithuania", ("the flag of Lithuania", "the Lithuanian flag"), ("Lithuanian flags",),
-     _spec(["rectangle"], ["yellow"], [("hbands", ("yellow", "green", "red"))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
-    ("flag of Estonia", ("the flag of Estonia", "the Estonian flag"), ("Estonian flags",),
-     _spec(["rectangle"], ["blue"], [("hbands", ("blue", "black", "white"))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
-    ("flag of Bulgaria", ("the flag of Bulgaria", "the Bulgarian flag"), ("Bulgarian flags",),
-     _spec(["rectangle"], ["white"], [("hbands", ("white", "green", "red"))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
-    ("flag of Yemen", ("the flag of Yemen", "the Yemeni flag"), ("Yemeni flags",),
-     _spec(["rectangle"], ["red"], [("hbands", ("red", "white", "black"))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
-    ("flag of Romania", ("the flag of Romania", "the Romanian flag"), ("Romanian flags",),
-     _spec(["rectangle"], ["blue"], [("vbands", ("blue", "yellow", "red"))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
-    ("flag of Mali", ("the flag of Mali", "the Malian flag"), ("Malian flags",),
-     _spec(["rectangle"], ["green"], [("vbands", ("green", "yellow", "red"))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
-    ("flag of Peru", ("the flag of Peru", "the Peruvian flag"), ("Peruvian flags",),
-     _spec(["rectangle"], ["red"], [("vbands", ("red", "white", "red"))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
-    ("flag of Nigeria", ("the flag of Nigeria", "the Nigerian flag"), ("Nigerian flags",),
-     _spec(["rectangle"], ["green"], [("vbands", ("green", "white", "green"))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
-    ("flag of Guinea", ("the flag of Guinea", "the Guinean flag"), ("Guinean flags",),
-     _spec(["rectangle"], ["red"], [("vbands", ("red", "yellow", "green"))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
+    _tricolour("Austria", "Austrian", "hbands", ("red", "white", "red")),
+    _tricolour("Hungary", "Hungarian", "hbands", ("red", "white", "green")),
+    _tricolour("Lithuania", "Lithuanian", "hbands", ("yellow", "green", "red")),
+    _tricolour("Estonia", "Estonian", "hbands", ("blue", "black", "white")),
+    _tricolour("Bulgaria", "Bulgarian", "hbands", ("white", "green", "red")),
+    _tricolour("Yemen", "Yemeni", "hbands", ("red", "white", "black")),
+    _tricolour("Romania", "Romanian", "vbands", ("blue", "yellow", "red")),
+    _tricolour("Mali", "Malian", "vbands", ("green", "yellow", "red")),
+    _tricolour("Peru", "Peruvian", "vbands", ("red", "white", "red")),
+    _tricolour("Nigeria", "Nigerian", "vbands", ("green", "white", "green")),
+    _tricolour("Guinea", "Guinean", "vbands", ("red", "yellow", "green")),
     ("flag of Palau", ("the flag of Palau",), (),
      _spec(["rectangle"], ["pale blue"], [("disc", ("yellow",))], sizes=["medium", "large"], backgrounds=_SKY, glossy=0.0)),
 ]]
