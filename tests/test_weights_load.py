@@ -154,7 +154,7 @@ def test_hf_folder_without_weights_is_an_error(hf_clip_dir, tmp_path):
 def _imported_after_load(spec: str) -> dict:
     code = ("import json, sys; from coderclip.encoders import load_encoder; "
             f"load_encoder({spec!r}, device='cpu'); "
-            "print(json.dumps({m: m in sys.modules for m in ('open_clip', 'transformers')}))")
+            "print(json.dumps({m: m in sys.modules for m in ('open_clip', 'transformers', 'timm')}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": SRC, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stderr
@@ -164,12 +164,13 @@ def _imported_after_load(spec: str) -> dict:
 @pytest.mark.slow
 def test_open_clip_model_does_not_import_transformers(open_clip_dir):
     assert _imported_after_load(f"open_clip:local-dir:{open_clip_dir / 'local'}") == \
-        {"open_clip": True, "transformers": False}
+        {"open_clip": True, "transformers": False, "timm": False}
 
 
 @pytest.mark.slow
 def test_transformers_model_does_not_import_open_clip(hf_clip_dir):
-    assert _imported_after_load(f"hf:{hf_clip_dir}") == {"open_clip": False, "transformers": True}
+    assert _imported_after_load(f"hf:{hf_clip_dir}") == {"open_clip": False, "transformers": True,
+                                                          "timm": False}
 
 
 @pytest.mark.slow
@@ -182,6 +183,19 @@ def test_transformers_is_loaded_into_open_clip_when_a_model_needs_it():
                          env={**os.environ, "PYTHONPATH": SRC})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.slow
+def test_timm_is_loaded_into_open_clip_when_a_model_needs_it():
+    code = ("import sys; from coderclip.encoders.openclip import import_open_clip, _needs_timm; "
+            "oc = import_open_clip(); before = oc.timm_model.timm is None; "
+            "needs = (_needs_timm('ViT-B-32'), _needs_timm('convnext_base')); "
+            "oc = import_open_clip(needs_timm=True); "
+            "print(before, oc.timm_model.timm is sys.modules['timm'], *needs)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": SRC})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "False", "True"]
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])

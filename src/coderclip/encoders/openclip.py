@@ -47,7 +47,8 @@ class OpenClipEncoder(Encoder):
         self.dtype = resolve_dtype(precision, self.device)
         self.model_name, self.pretrained = model, pretrained
         weights_id, offline = _check_weights(model, pretrained, cache_dir)
-        open_clip = import_open_clip(needs_transformers=_needs_transformers(model))
+        open_clip = import_open_clip(needs_transformers=_needs_transformers(model),
+                                     needs_timm=_needs_timm(model))
         try:
             with hub_offline_mode(offline):
                 clip, preprocess = create_model(model, pretrained, self.dtype, self.device, cache_dir)
@@ -83,48 +84,73 @@ class OpenClipEncoder(Encoder):
         return self.model.encode_text(tokens)
 
 
-def import_open_clip(needs_transformers: bool = False):
-    """``import open_clip`` without importing transformers, unless a model needs it.
+#: open_clip's optional libraries, each imported in ``try``/``except ImportError`` by the modules
+#: that use it, and which of them (re-run once the library is there) see it.
+OPTIONAL_LIBRARIES = {"transformers": ("hf_model", "coca_model"), "timm": ("timm_model",)}
 
-    open_clip imports transformers at start-up (about a second and hundreds of MB of modules)
-    only for its optional Hugging Face text towers (``open_clip.hf_model``) and CoCa's caption
-    generation; both modules wrap that import in ``try``/``except ImportError`` and work without
-    it for every other model. So while open_clip itself is imported, ``transformers`` is marked
-    as not importable (``sys.modules["transformers"] = None``, Python's documented way to make one
-    import fail) and unmarked right after. ``needs_transformers=True`` (a model with a Hugging
-    Face text tower or a CoCa model) imports it and re-runs those two modules so that they see it.
+
+def import_open_clip(needs_transformers: bool = False, needs_timm: bool = False):
+    """``import open_clip`` without its optional libraries, unless a model needs them.
+
+    open_clip imports transformers (about a second and hundreds of MB of modules) and timm at
+    start-up, only for its optional Hugging Face text towers (``open_clip.hf_model``), CoCa's
+    caption generation and timm vision towers (``open_clip.timm_model``); those modules wrap the
+    import in ``try``/``except ImportError`` and every other model works without it. So while
+    open_clip itself is imported, the libraries are marked as not importable
+    (``sys.modules[name] = None``, Python's documented way to make one import fail) and unmarked
+    right after. ``needs_transformers=True`` (a Hugging Face text tower or CoCa) or
+    ``needs_timm=True`` (a timm vision tower) imports the library and re-runs the modules that
+    use it, so that they see it.
     """
-    if "open_clip" not in sys.modules and "transformers" not in sys.modules and not needs_transformers:
-        sys.modules["transformers"] = None  # type: ignore[assignment]
+    needed = {"transformers": needs_transformers, "timm": needs_timm}
+    if "open_clip" not in sys.modules:
+        blocked = [name for name in OPTIONAL_LIBRARIES if not needed[name] and name not in sys.modules]
+        for name in blocked:
+            sys.modules[name] = None  # type: ignore[assignment]
         try:
             import open_clip
         finally:
-            if sys.modules.get("transformers", 0) is None:
-                del sys.modules["transformers"]
+            for name in blocked:
+                if name in sys.modules and sys.modules[name] is None:
+                    del sys.modules[name]
     import open_clip
 
-    if needs_transformers and getattr(open_clip.hf_model, "transformers", None) is None \
-            and importlib.util.find_spec("transformers") is not None:
-        importlib.reload(open_clip.hf_model)
-        importlib.reload(open_clip.coca_model)
+    for name, modules in OPTIONAL_LIBRARIES.items():
+        first = getattr(open_clip, modules[0])
+        if needed[name] and getattr(first, name, None) is None and importlib.util.find_spec(name) is not None:
+            for module in modules:
+                importlib.reload(getattr(open_clip, module))
     return open_clip
+
+
+def _model_config(model: str) -> dict | None:
+    """The open_clip model config of ``model`` (a registered name or ``local-dir:``), or ``None``
+    when it cannot be read without downloading (hub models)."""
+    if model.startswith("hf-hub:"):
+        return None
+    if model.startswith("local-dir:"):
+        try:
+            return json.loads((Path(model[len("local-dir:"):]).expanduser()
+                               / "open_clip_config.json").read_text()).get("model_cfg", {})
+        except (OSError, ValueError):
+            return {}
+    return import_open_clip().get_model_config(model.replace("/", "-")) or {}
 
 
 def _needs_transformers(model: str) -> bool:
     """Whether an open_clip model may need transformers: a Hugging Face text tower or tokenizer,
     or CoCa. Hub models are not inspected before download, so they count as needing it."""
-    if model.startswith("hf-hub:"):
+    cfg = _model_config(model)
+    if cfg is None:
         return True
-    if model.startswith("local-dir:"):
-        try:
-            cfg = json.loads((Path(model[len("local-dir:"):]).expanduser()
-                              / "open_clip_config.json").read_text()).get("model_cfg", {})
-        except (OSError, ValueError):
-            return False
-    else:
-        cfg = import_open_clip().get_model_config(model.replace("/", "-")) or {}
     text = cfg.get("text_cfg", {}) or {}
     return bool("hf_model_name" in text or "hf_tokenizer_name" in text or "multimodal_cfg" in cfg)
+
+
+def _needs_timm(model: str) -> bool:
+    """Whether an open_clip model may need timm: a timm vision tower (hub models count as yes)."""
+    cfg = _model_config(model)
+    return cfg is None or bool((cfg.get("vision_cfg", {}) or {}).get("timm_model_name"))
 
 
 def create_model(model: str, pretrained: str | None, dtype: torch.dtype, device: torch.device,
