@@ -31,6 +31,29 @@ class HashEncoder(Encoder):
         return flat[:, : self.embed_dim] + 1e-3
 
 
+class Killed(Exception):
+    """Stands for a run killed part-way (by a signal, a crash, a lost machine)."""
+
+
+class CountingImages:
+    """Mixin for an encoder class: counts the images it embeds (``image_calls``); with
+    ``fail_after``, it raises :class:`Killed` rather than embed more than that many."""
+
+    def __init__(self, *a, fail_after: int | None = None, **kw):
+        super().__init__(*a, **kw)
+        self.image_calls, self.fail_after = 0, fail_after
+
+    def _encode_image_batch(self, pixels):
+        if self.fail_after is not None and self.image_calls + pixels.shape[0] > self.fail_after:
+            raise Killed
+        self.image_calls += pixels.shape[0]
+        return super()._encode_image_batch(pixels)
+
+
+class CountingEncoder(CountingImages, HashEncoder):
+    """A :class:`HashEncoder` that counts the images it embeds (see :class:`CountingImages`)."""
+
+
 def random_knowledge(n_classes: int, seed: int = 0, contrast_neighbours: int = 2):
     """Knowledge with random texts, random list sizes (some empty) and contrasts both ways."""
     from coderclip.knowledge import ClassKnowledge, Knowledge

@@ -18,27 +18,9 @@ from coderclip.feature_cache import (FEATURE_CACHE_FORMAT, MANIFEST, cache_folde
                                      feature_cache_key, shard_file, stream_features)
 
 from .datasets import fakes
-from .helpers import HashEncoder
+from .helpers import CountingEncoder, HashEncoder, Killed
 
 S = 2   # images per shard in these tests: 8 files -> shards [0, 1] [2, 3] [4, 5] [6, 7]
-
-
-class Killed(Exception):
-    """The run was killed."""
-
-
-class CountingEncoder(HashEncoder):
-    """Counts the images it embeds; with ``fail_after``, dies rather than embed more than that."""
-
-    def __init__(self, *a, fail_after: int | None = None, **kw):
-        super().__init__(*a, **kw)
-        self.image_calls, self.fail_after = 0, fail_after
-
-    def _encode_image_batch(self, pixels):
-        if self.fail_after is not None and self.image_calls + pixels.shape[0] > self.fail_after:
-            raise Killed
-        self.image_calls += pixels.shape[0]
-        return super()._encode_image_batch(pixels)
 
 
 @pytest.fixture

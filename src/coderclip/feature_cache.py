@@ -82,9 +82,11 @@ def preprocessing_description(encoder) -> str:
     return _ADDRESS.sub("", repr(getattr(encoder, "preprocess", None)))
 
 
-def feature_cache_key(encoder, dataset, *, decode: str = "cpu", shard_images: int = SHARD_IMAGES) -> dict:
+def feature_cache_key(encoder, dataset, *, decode: str = "cpu", shard_images: int | None = None) -> dict:
     """What the cached embeddings of ``dataset`` under ``encoder`` depend on (``decode``: see
-    :func:`~coderclip.images.iter_encoded_batches`)."""
+    :func:`~coderclip.images.iter_encoded_batches`; ``shard_images``: default
+    :data:`SHARD_IMAGES`)."""
+    shard_images = SHARD_IMAGES if shard_images is None else shard_images
     if decode not in ("cpu", "device"):
         raise ConfigError(f"invalid decode {decode!r}; expected 'cpu' or 'device'")
     if int(shard_images) < 1:
@@ -230,16 +232,17 @@ class FeatureStream:
     :func:`~coderclip.images.iter_encoded_batches` (same arguments, same batches); the cache is
     then bypassed, since such batches (e.g. from a Ray cluster) may come from another device or
     precision than ``encoder``'s identity says. ``decode``: see
-    :func:`~coderclip.images.iter_encoded_batches`.
+    :func:`~coderclip.images.iter_encoded_batches`. ``shard_images``: images per shard (default
+    :data:`SHARD_IMAGES`; part of the key).
     """
 
     def __init__(self, encoder, dataset, *, batch_size: int = 64, num_workers: int | None = None,
                  cache: bool = True, show_progress_bar: bool = False, decode: str = "cpu",
-                 encoded_batches: Callable | None = None, shard_images: int = SHARD_IMAGES):
+                 encoded_batches: Callable | None = None, shard_images: int | None = None):
         self.encoder, self.dataset = encoder, dataset
         self.key = feature_cache_key(encoder, dataset, decode=decode, shard_images=shard_images)
         self.folder: Path | None = cache_folder(self.key) if cache and encoded_batches is None else None
-        self.shard_images, self.dim = int(shard_images), encoder.embed_dim
+        self.shard_images, self.dim = self.key["shard_images"], encoder.embed_dim
         self.shards = -(-len(dataset.paths) // self.shard_images)
         self._encode = encoded_batches or functools.partial(iter_encoded_batches, decode=decode)
         self._options = {"batch_size": batch_size, "num_workers": num_workers,
