@@ -31,6 +31,19 @@ class HashEncoder(Encoder):
         return flat[:, : self.embed_dim] + 1e-3
 
 
+def damage_file(path, how: str) -> None:
+    """Damage a verified safetensors file in place: ``truncate`` cuts it in half, ``flip`` inverts
+    a byte of the tensor data near its end (only the checksum notices)."""
+    data = bytearray(path.read_bytes())
+    if how == "truncate":
+        del data[len(data) // 2:]
+    elif how == "flip":
+        data[-3] ^= 0xFF
+    else:
+        raise ValueError(how)
+    path.write_bytes(bytes(data))
+
+
 class Killed(Exception):
     """Stands for a run killed part-way (by a signal, a crash, a lost machine)."""
 
