@@ -242,3 +242,18 @@ def test_cache_folder_name_is_content_addressed(dataset):
     assert cache_folder(key) == cache_folder(dict(reversed(list(key.items()))))
     assert cache_folder(key) != cache_folder({**key, "split": "train"})
     assert np.isfinite(encode_dataset(enc, dataset, num_workers=0).encoded.embeddings.numpy()).all()
+
+
+@pytest.mark.parametrize("fault", ["drops the last batch", "repeats a batch"])
+def test_batches_that_lose_or_add_images_are_refused_not_cached(dataset, monkeypatch, fault):
+    real = feature_cache.iter_encoded_batches
+
+    def faulty(*a, **kw):
+        batches = list(real(*a, **kw))
+        yield from batches[:-1] if fault == "drops the last batch" else batches + batches[-1:]
+
+    monkeypatch.setattr(feature_cache, "iter_encoded_batches", faulty)
+    stream = _stream(HashEncoder(), dataset, batch_size=3)
+    with pytest.raises(CacheError, match="accounted for (6|10) images where it was given 8"):
+        _all(stream)
+    assert _shards(stream) == [f"shard-{i:05d}.safetensors" for i in range(3 if "drops" in fault else 4)]

@@ -323,8 +323,11 @@ class FeatureStream:
         encoded (before its last rows are given)."""
         size, n = self.shard_images, len(self.dataset.paths)
         shard, done = _Shard(), lo   # the shard being encoded; indices below `done` are covered
+        end = lo
         for idx, emb, bad in batches:
             end = done + len(idx) + len(bad)
+            if end > hi:
+                break   # more images than it was given: reported below
             rows, emb = _in_order([lo + int(i) for i in idx], emb)
             failed = _failed_rows(paths, lo, done, end, rows, bad)
             for t in range(done // size, (end - 1) // size + 1) if end > done else ():
@@ -347,10 +350,10 @@ class FeatureStream:
                     self.kept.extend(part_rows)
                     yield part_rows, part
             done = end
-        if done != hi:
-            raise CacheError(f"the image encoder returned {done - lo} of the {hi - lo} images it "
-                             f"was given from {self.dataset.name}; encode without the feature "
-                             "cache (--no-cache)")
+        if end != hi:
+            raise CacheError(f"the image encoder accounted for {end - lo} images where it was given "
+                             f"{hi - lo} from {self.dataset.name}; encode without the feature cache "
+                             "(--no-cache)")
 
     def _save(self, index: int, shard: _Shard) -> None:
         """Write a finished shard (and the manifest); on failure, go on without the cache."""
