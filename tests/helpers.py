@@ -31,6 +31,42 @@ class HashEncoder(Encoder):
         return flat[:, : self.embed_dim] + 1e-3
 
 
+def damage_file(path, how: str) -> None:
+    """Damage a verified safetensors file in place: ``truncate`` cuts it in half, ``flip`` inverts
+    a byte of the tensor data near its end (only the checksum notices)."""
+    data = bytearray(path.read_bytes())
+    if how == "truncate":
+        del data[len(data) // 2:]
+    elif how == "flip":
+        data[-3] ^= 0xFF
+    else:
+        raise ValueError(how)
+    path.write_bytes(bytes(data))
+
+
+class Killed(Exception):
+    """Stands for a run killed part-way (by a signal, a crash, a lost machine)."""
+
+
+class CountingImages:
+    """Mixin for an encoder class: counts the images it embeds (``image_calls``); with
+    ``fail_after``, it raises :class:`Killed` rather than embed more than that many."""
+
+    def __init__(self, *a, fail_after: int | None = None, **kw):
+        super().__init__(*a, **kw)
+        self.image_calls, self.fail_after = 0, fail_after
+
+    def _encode_image_batch(self, pixels):
+        if self.fail_after is not None and self.image_calls + pixels.shape[0] > self.fail_after:
+            raise Killed
+        self.image_calls += pixels.shape[0]
+        return super()._encode_image_batch(pixels)
+
+
+class CountingEncoder(CountingImages, HashEncoder):
+    """A :class:`HashEncoder` that counts the images it embeds (see :class:`CountingImages`)."""
+
+
 def random_knowledge(n_classes: int, seed: int = 0, contrast_neighbours: int = 2):
     """Knowledge with random texts, random list sizes (some empty) and contrasts both ways."""
     from coderclip.knowledge import ClassKnowledge, Knowledge

@@ -12,6 +12,8 @@ from coderclip.reports.benchmark import benchmark_markdown
 from coderclip.encoders.base import Encoder
 from coderclip.knowledge import ClassKnowledge, Knowledge
 
+from .helpers import CountingImages, Killed
+
 # Orthonormal directions: one per class name, one per one-vs-one cue.
 ALPHA, BETA, GAMMA, CUE_ALPHA, CUE_BETA = range(5)
 DIM = 8
@@ -194,3 +196,49 @@ def test_evaluate_with_val_images_chooses_tau_and_k_on_them(designed_case):
     assert p["selection"]["images"] == 7
     assert chosen["rerank"]["reranked"] == 0
     assert chosen["provenance"]["labels_read_after_predictions"] is True
+
+
+class DyingEncoder(CountingImages, DesignedEncoder):
+    """The designed encoder, counting the images it embeds, killed past ``fail_after``."""
+
+
+def test_benchmark_streams_the_test_split_and_a_killed_run_resumes(designed_case, monkeypatch):
+    """The test split reaches the predictor a shard at a time, never whole; a run killed while
+    embedding it keeps its finished shards and the next run embeds only the rest."""
+    from coderclip import feature_cache
+    from coderclip.evaluation import suite
+
+    monkeypatch.setattr(feature_cache, "SHARD_IMAGES", 2)
+    real, batches = suite.predict_then_label, []
+
+    def spy(x, *a, **kw):
+        assert not isinstance(x, torch.Tensor)
+
+        def watched():
+            for xb in x:
+                batches.append(len(xb))
+                yield xb
+        return real(watched(), *a, **kw)
+
+    monkeypatch.setattr(suite, "predict_then_label", spy)
+    spec = [BenchmarkDataset("csv", str(designed_case / "case.csv"), str(designed_case / "designed.json"))]
+
+    def bench(encoder, **kw):
+        return run_benchmark(spec, ["designed"], tau=0.5, top_k=2, taus=(0.0, 0.5, 1.0), ks=(2,),
+                             batch_size=1, num_workers=0, encoders={"designed": encoder}, **kw)["runs"][0]
+
+    reference = bench(DesignedEncoder(), cache=False)
+    assert max(batches) == 1 and sum(batches) == 7
+    with pytest.raises(Killed):   # images 0 to 2 embedded: shard [0 1] finished
+        bench(DyingEncoder(fail_after=3))
+    resumed, batches[:] = DyingEncoder(), []
+    run = bench(resumed)
+    assert resumed.image_calls == 5 and not run["features"]["cache_hit"]
+    assert batches == [2, 1, 1, 1, 1, 1]   # shard 0 read whole, the rest as the encoder gives it
+    for part in ("n_images", "methods", "rerank", "per_class", "skipped_images"):
+        assert run[part] == reference[part], part
+    assert run["provenance"]["labels_read_after_predictions"] is True
+    again, batches[:] = DyingEncoder(), []
+    run = bench(again)
+    assert again.image_calls == 0 and run["features"]["cache_hit"] and batches == [2, 2, 2, 1]
+    assert run["methods"] == reference["methods"]

@@ -11,7 +11,7 @@ import torch
 from coderclip.bank.cache import MAX_SHARDS, TextEmbeddingCache, cached_encode
 from coderclip.paths import cache_dir
 
-from .helpers import HashEncoder, write_cache_worker
+from .helpers import HashEncoder, damage_file, write_cache_worker
 
 
 def encode_with(enc):
@@ -55,12 +55,8 @@ def test_corrupt_or_foreign_entry_is_detected_and_rebuilt(tmp_path, damage, capl
     cache = TextEmbeddingCache(enc.identity, tmp_path)
     good, _ = cached_encode(["a", "b"], encode_with(enc), cache)
     shard = next(cache.folder.glob("shard-*.safetensors"))
-    data = bytearray(shard.read_bytes())
-    if damage == "truncate":
-        shard.write_bytes(bytes(data[: len(data) // 2]))
-    elif damage == "flip":
-        data[-3] ^= 0xFF  # inside the tensor bytes: caught by the checksum
-        shard.write_bytes(bytes(data))
+    if damage in ("truncate", "flip"):
+        damage_file(shard, damage)
     elif damage == "garbage":
         shard.write_bytes(b"not a safetensors file at all")
     else:  # a valid shard written for another model, dropped into this model's folder

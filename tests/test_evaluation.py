@@ -108,3 +108,49 @@ def test_predictions_stream_in_batches_identically():
     assert all(np.array_equal(a.tau_sweep[t], b.tau_sweep[t]) for t in a.tau_sweep)
     # tau = 0 never reranks, tau = 1 reranks all but fully confident samples
     assert np.array_equal(a.tau_sweep[0.0], a.stage1)
+
+
+def test_a_killed_evaluation_resumes_from_the_finished_shards(tmp_path, monkeypatch):
+    from coderclip import feature_cache
+    from coderclip.paths import cache_dir
+
+    from .helpers import CountingEncoder, Killed
+
+    monkeypatch.setattr(feature_cache, "SHARD_IMAGES", 2)
+    kn = random_knowledge(3, seed=1)
+    ds = from_folder(make_folder_dataset(tmp_path / "data", kn.class_names))   # 9 images
+    reference = evaluate(HashEncoder(), kn, ds, cache=False, num_workers=0, batch_size=1)
+    assert not (cache_dir() / "features").exists()
+
+    with pytest.raises(Killed):   # images 0 to 4 embedded: shards [0 1] and [2 3] finished
+        evaluate(CountingEncoder(fail_after=5), kn, ds, num_workers=0, batch_size=1)
+    (folder,) = (cache_dir() / "features").iterdir()
+    assert sorted(p.name for p in folder.glob("shard-*")) == ["shard-00000.safetensors", "shard-00001.safetensors"]
+
+    resumed = CountingEncoder()
+    report = evaluate(resumed, kn, ds, num_workers=0, batch_size=1)
+    assert resumed.image_calls == 5   # images 4 to 8 only
+    for part in ("n_images", "methods", "ablation", "rerank", "per_class", "skipped_images"):
+        assert report[part] == reference[part], part
+    assert report["provenance"]["labels_read_after_predictions"] is True
+    again = CountingEncoder()
+    assert evaluate(again, kn, ds, num_workers=0)["methods"] == reference["methods"]
+    assert again.image_calls == 0
+
+
+def test_evaluate_with_its_own_image_batches_bypasses_the_feature_cache(tmp_path):
+    from coderclip.images import iter_encoded_batches
+    from coderclip.paths import cache_dir
+
+    kn = random_knowledge(3, seed=1)
+    ds = from_folder(make_folder_dataset(tmp_path / "data", kn.class_names))
+    calls = []
+
+    def remote(*a, **kw):   # stands for the Ray engine
+        calls.append(1)
+        yield from iter_encoded_batches(*a, **kw)
+
+    first = evaluate(HashEncoder(), kn, ds, num_workers=0, encoded_batches=remote)
+    second = evaluate(HashEncoder(), kn, ds, num_workers=0, encoded_batches=remote)
+    assert len(calls) == 2 and first["methods"] == second["methods"]
+    assert not (cache_dir() / "features").exists()

@@ -12,7 +12,9 @@ MODEL_HELP = ("model spec: open_clip:ARCH:PRETRAINED (e.g. open_clip:ViT-B-32:op
               "open_clip:hf-hub:ORG/REPO), hf:HUB_ID_OR_FOLDER, or testbed")
 
 
-def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+def add_model_args(p: argparse.ArgumentParser, required: bool = True, features: bool = False) -> None:
+    """Model, device, batching and cache options (``features``: the command caches image
+    features too)."""
     g = p.add_argument_group("model")
     g.add_argument("--model", "-m", required=required, help=MODEL_HELP)
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
@@ -22,7 +24,9 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--workers", type=non_negative_int, default=None,
                    help="image decoding processes (default: up to 4)")
     g.add_argument("--no-cache", action="store_true",
-                   help="do not read or write the text-embedding cache ($CODERCLIP_CACHE)")
+                   help="do not read or write the text-embedding and image-feature caches in "
+                        "$CODERCLIP_CACHE (the latter let a killed run resume)" if features else
+                        "do not read or write the text-embedding cache ($CODERCLIP_CACHE)")
 
 
 def add_decode_arg(p: argparse.ArgumentParser) -> None:

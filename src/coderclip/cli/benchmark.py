@@ -47,7 +47,8 @@ def add_parser(sub) -> None:
     m.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (default 64)")
     m.add_argument("--workers", type=non_negative_int, default=None, help="image decoding processes (default: up to 4)")
     m.add_argument("--no-cache", action="store_true",
-                   help="do not read or write the text-embedding and image-feature caches")
+                   help="do not read or write the text-embedding and image-feature caches (the "
+                        "latter let a killed run resume)")
     add_rerank_args(p)
     add_methods_arg(p)
     s = p.add_argument_group("protocol")

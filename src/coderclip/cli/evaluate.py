@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
                                    "labelled image set, from the same knowledge and text bank.",
                        epilog=EXAMPLES, formatter_class=example_formatter)
     p.add_argument("data", help="folder with one sub-folder per class, or a path,label CSV")
-    add_model_args(p)
+    add_model_args(p, features=True)
     add_decode_arg(p)
     add_knowledge_args(p)
     add_rerank_args(p)

@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
     src.add_argument("--root", default=None, help="the benchmark's folder on disk")
     src.add_argument("--data", default=None,
                      help="a folder with train/, val/ and test/ sub-folders of class folders")
-    add_model_args(p)
+    add_model_args(p, features=True)
     add_knowledge_args(p)
     g = p.add_argument_group("protocol")
     g.add_argument("--shots", type=positive_int, nargs="+", default=list(DEFAULT_SHOTS),

@@ -3,9 +3,8 @@ and a report that records what produced it."""
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -81,36 +80,33 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     report's ``protocol`` says where they came from.
 
     Order of work: align the knowledge to the dataset's classes (by name), build the text bank,
-    embed and score the images batch by batch (embeddings are not kept), and only then read the
-    labels. ``methods``: which methods to report (default
-    :data:`~coderclip.defaults.DEFAULT_METHODS`; CODER + rerank, its sweeps and the ablation are
-    always there); only their texts are encoded. ``encoded_batches`` replaces
+    embed and score the images batch by batch, and only then read the labels. The image
+    embeddings stream through the image-feature cache (:mod:`coderclip.feature_cache`), a shard
+    at a time, never the whole set: a re-run reads them instead of encoding again, and a run
+    killed while encoding resumes from the shards it finished. ``cache=False`` reads and writes
+    neither the text-embedding cache nor the feature cache. ``methods``: which methods to report
+    (default :data:`~coderclip.defaults.DEFAULT_METHODS`; CODER + rerank, its sweeps and the
+    ablation are always there); only their texts are encoded. ``encoded_batches`` replaces
     :func:`~coderclip.images.iter_encoded_batches` (same arguments, same batches), e.g. with the
-    Ray engine's :func:`~coderclip.scale.ray_engine.ray_encoded_batches`. ``decode``: ``"cpu"``
-    or ``"device"`` (JPEG decoding on the model's device; see
-    :func:`~coderclip.images.iter_encoded_batches`), for the default image batches.
+    Ray engine's :func:`~coderclip.scale.ray_engine.ray_encoded_batches`; its embeddings bypass
+    the feature cache (they may come from another device or precision than ``encoder``'s).
+    ``decode``: ``"cpu"`` or ``"device"`` (JPEG decoding on the model's device; see
+    :func:`~coderclip.images.iter_encoded_batches`), for the default image batches; features
+    decoded on the device are cached apart from those decoded on the CPU.
     """
-    from ..images import iter_encoded_batches
+    from ..feature_cache import stream_features
 
     knowledge, dataset, knowledge_source = _resolve_inputs(knowledge, dataset, knowledge_source)
     guard = LabelGuard(dataset)
     kn = knowledge.align(dataset.class_names)
     bank = TextBank.build(kn, encoder, types=bank_types(methods), cache=cache,
                           show_progress_bar=show_progress_bar, templates=templates)
-    kept: list[int] = []
-    failures: list[tuple[str, str]] = []
-
-    def batches():
-        encode = encoded_batches or functools.partial(iter_encoded_batches, decode=decode)
-        for idx, emb, bad in encode(encoder, dataset.paths, batch_size=batch_size,
-                                    num_workers=num_workers, show_progress_bar=show_progress_bar):
-            failures.extend(bad)
-            if idx:
-                kept.extend(idx)
-                yield emb
+    feats = stream_features(encoder, dataset, batch_size=batch_size, num_workers=num_workers,
+                            cache=cache, show_progress_bar=show_progress_bar, decode=decode,
+                            encoded_batches=encoded_batches)
 
     def labels() -> np.ndarray:
-        return dataset.labels()[np.asarray(kept, dtype=np.int64)]
+        return dataset.labels()[np.asarray(feats.kept, dtype=np.int64)]
 
     protocol = {"tau": float(tau), "tau_source": "fixed", "top_k": int(top_k), "top_k_source": "fixed",
                 "selection": None}
@@ -121,20 +117,17 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
         tau, top_k = protocol["tau"], protocol["top_k"]
         taus = taus if tau in taus else tuple(sorted({*taus, tau}))
 
-    def kept_paths() -> Iterator[str]:   # read as rows are written, after their batch is kept
-        for j in range(len(dataset)):
-            yield str(dataset.paths[kept[j]])
-
-    sink = per_image_sink(predictions, bank, encoder, kn.class_names, kept_paths(),
+    sink = per_image_sink(predictions, bank, encoder, kn.class_names, feats.kept_paths(),
                           k=predictions_k, tau=tau, top_k=top_k, methods=methods)
     try:
-        scores = predict_then_label(batches(), bank, kn.class_names, labels, tau=tau, top_k=top_k,
-                                    taus=taus, ks=ks, guard=guard, methods=methods, per_image=sink)
+        scores = predict_then_label((emb for _, emb in feats), bank, kn.class_names, labels, tau=tau,
+                                    top_k=top_k, taus=taus, ks=ks, device=encoder.device, guard=guard,
+                                    methods=methods, per_image=sink)
     except NothingScored:
         raise DatasetError(f"none of the {len(dataset)} images of {dataset.name} could be read") from None
     report = {"format": REPORT_FORMAT, "version": REPORT_VERSION,
               "dataset": dataset.describe(), "protocol": protocol,
-              "skipped_images": [{"path": p, "reason": r} for p, r in failures]}
+              "skipped_images": [{"path": p, "reason": r} for p, r in feats.failures]}
     report.update(scores)
     if predictions is not None:
         report["predictions_file"] = str(predictions)

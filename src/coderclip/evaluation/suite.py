@@ -1,8 +1,9 @@
 """Reproducible zero-shot benchmarks: standard datasets × models × methods, in one call.
 
 For every (model, dataset) pair: build the text bank from the knowledge (by default the shipped
-pack named like the dataset), embed the test images (through the feature cache), compute every
-method's predictions, then read the labels and score. τ and K are either fixed before the run or
+pack named like the dataset), stream the test images' embeddings through the feature cache (a
+shard at a time; a killed run resumes from the shards it finished) while computing every method's
+predictions, then read the labels and score. τ and K are either fixed before the run or
 chosen on the dataset's validation split (never on the test split); the report says which.
 
 Output (:func:`coderclip.reports.benchmark.write_benchmark`): ``report.json`` (format ``coderclip-benchmark-report``,
@@ -30,12 +31,12 @@ from ..datasets import DATASETS, load as load_dataset
 from ..defaults import DEFAULT_TAU, DEFAULT_TOP_K
 from ..encoders import load_encoder
 from ..errors import ConfigError, DatasetError
-from ..feature_cache import encode_dataset
+from ..feature_cache import encode_dataset, stream_features
 from ..knowledge import Knowledge, load_knowledge
 from ..knowledge.packs import has_pack, pack_path
 from ..knowledge.templates import TEMPLATES_VERSION
 from .guard import LabelGuard
-from .predict import DEFAULT_KS, DEFAULT_TAUS, bank_types, check_methods
+from .predict import DEFAULT_KS, DEFAULT_TAUS, NothingScored, bank_types, check_methods
 from .provenance import provenance, weights_record
 from .run import per_image_sink, predict_then_label
 from .selection import SELECTION_SOURCES, has_val_split, select_on_val  # noqa: F401
@@ -157,31 +158,31 @@ def run_benchmark(datasets: Sequence[BenchmarkDataset], models: Sequence[str], *
                     protocol["tau"], protocol["tau_source"] = sel["tau"], "val"
                 if k_from is not None:
                     protocol["top_k"], protocol["top_k_source"] = sel["top_k"], "val"
-            feats = encode_dataset(encoder, test, batch_size=batch_size, num_workers=num_workers,
-                                   cache=cache, show_progress_bar=show_progress_bar)
-            enc = feats.encoded
-            if not enc.kept:
-                raise DatasetError(f"none of the {len(test)} images of {spec.name} could be read")
+            # the test split streams through the feature cache, one shard at most in memory
+            feats = stream_features(encoder, test, batch_size=batch_size, num_workers=num_workers,
+                                    cache=cache, show_progress_bar=show_progress_bar)
             run_taus = taus if protocol["tau"] in taus else tuple(sorted({*taus, protocol["tau"]}))
-            kept = np.asarray(enc.kept, dtype=np.int64)
             pfile = None if predictions_dir is None else \
                 Path(predictions_dir) / f"{slug(spec.name)}-{slug(model_spec)}.{predictions_format}"
-            sink = per_image_sink(pfile, bank, encoder, kn.class_names,
-                                  (test.paths[i] for i in kept), tau=protocol["tau"],
-                                  top_k=protocol["top_k"], methods=methods)
-            scores = predict_then_label(enc.embeddings, bank, kn.class_names,
-                                        lambda: test.labels()[kept], tau=protocol["tau"],
-                                        top_k=protocol["top_k"], taus=run_taus, ks=ks, guard=guard,
-                                        device=encoder.device, methods=methods, per_image=sink)
+            sink = per_image_sink(pfile, bank, encoder, kn.class_names, feats.kept_paths(),
+                                  tau=protocol["tau"], top_k=protocol["top_k"], methods=methods)
+            try:
+                scores = predict_then_label(
+                    (emb for _, emb in feats), bank, kn.class_names,
+                    lambda: test.labels()[np.asarray(feats.kept, dtype=np.int64)],
+                    tau=protocol["tau"], top_k=protocol["top_k"], taus=run_taus, ks=ks, guard=guard,
+                    device=encoder.device, methods=methods, per_image=sink)
+            except NothingScored:
+                raise DatasetError(f"none of the {len(test)} images of {spec.name} could be read") from None
             run = {
                 "dataset": {**test.describe(), "domain": test.domain},
                 "model": model_spec,
                 "knowledge": {"source": ksource, "file": kfile, "name": kn.name,
                               "domain": kn.domain, "counts": kn.counts()},
                 "protocol": protocol,
-                "features": {"cache_hit": feats.hit, "file": str(feats.path) if feats.path else None,
+                "features": {"cache_hit": feats.hit, "file": str(feats.folder) if feats.folder else None,
                              "key": feats.key},
-                "skipped_images": [{"path": p, "reason": r} for p, r in enc.failures],
+                "skipped_images": [{"path": p, "reason": r} for p, r in feats.failures],
             }
             if pfile is not None:
                 run["predictions_file"] = str(pfile)

@@ -193,7 +193,10 @@ def run_fewshot(encoder, knowledge: Knowledge, train, val, test, *,
     sup = support_features(encoder, [train.paths[i] for i in support_idx], augmentation,
                            batch_size=batch_size, num_workers=num_workers, cache=cache,
                            show_progress_bar=show_progress_bar)
-    # whole splits, through the image-feature cache shared with zero-shot evaluation
+    # whole splits, through the image-feature cache shared with zero-shot evaluation (a killed
+    # run resumes from its finished shards). The test split is held whole ([N, D]) because every
+    # (seed, shots, method) fit predicts all of it: streaming it would read it once per fit, or
+    # hold every fitted adapter at once, which outweighs [N, D] at few-shot test-set sizes.
     ven = encode_dataset(encoder, val, batch_size=batch_size, num_workers=num_workers, cache=cache,
                          show_progress_bar=show_progress_bar).encoded
     ten = encode_dataset(encoder, test, batch_size=batch_size, num_workers=num_workers, cache=cache,
