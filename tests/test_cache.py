@@ -83,6 +83,31 @@ def test_many_shards_are_compacted(tmp_path):
     assert n == 0
 
 
+def test_compaction_merges_small_shards_only_up_to_a_size(tmp_path, monkeypatch):
+    from coderclip.bank import cache as cache_module
+
+    enc = HashEncoder(64)
+    cache = TextEmbeddingCache(enc.identity, tmp_path)
+    big = [f"big text {i}" for i in range(200)]
+    cache.add(big, enc.encode_texts(big), compact=False)
+    big_shard = next(cache.folder.glob("shard-*"))
+    cache.add(["probe"], enc.encode_texts(["probe"]), compact=False)
+    one = max(p.stat().st_size for p in cache.folder.glob("shard-*") if p != big_shard)  # one small shard
+    limit = 6 * one                      # merges stay below this; the big shard counts as full
+    assert big_shard.stat().st_size >= limit // 2
+    monkeypatch.setattr(cache_module, "MERGE_BYTES", limit)
+    small = [f"text {i}" for i in range(3 * MAX_SHARDS)]
+    for t in small:
+        cache.add([t], enc.encode_texts([t]))
+    shards = list(cache.folder.glob("shard-*"))
+    assert big_shard in shards                               # a full shard is never rewritten
+    assert len(shards) <= MAX_SHARDS + 1
+    assert all(p.stat().st_size <= limit + one for p in shards if p != big_shard)
+    assert sum("merged" in p.name for p in shards) >= 2      # several bounded merges, not one
+    got, missing = cache.load(big + small + ["probe"])
+    assert missing == [] and torch.allclose(got, enc.encode_texts(big + small + ["probe"]))
+
+
 def test_concurrent_writers_never_corrupt(tmp_path):
     texts = [f"sentence number {i}" for i in range(40)]
     ctx = mp.get_context("spawn")

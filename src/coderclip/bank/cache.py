@@ -34,8 +34,13 @@ log = logging.getLogger(__name__)
 SHARD_FORMAT = "coderclip-text-embeddings-2"
 #: This version's sub-folder of a model's cache folder; other versions use other names.
 VERSION_DIR = "v2"
-#: Shards are merged into one when a model's folder holds more than this many.
+#: Small shards are merged when a model's folder holds more than this many.
 MAX_SHARDS = 16
+#: A merge writes shards of at most about this many bytes, and a shard of half of it or more is
+#: never merged again: merging holds about this much in memory whatever the cache's size (2M
+#: texts of 512 floats are 4 GB), and the folder holds at most ``total / (MERGE_BYTES / 2)``
+#: full shards plus fewer than ``MAX_SHARDS`` small ones.
+MERGE_BYTES = 256 * 2**20
 
 
 _noted: set[Path] = set()
@@ -162,8 +167,29 @@ class TextEmbeddingCache:
                     strings={"texts": texts})
 
     def compact(self) -> None:
-        """Merge all shards into one (new file first, old ones removed after)."""
-        shards = self._shards()
+        """Merge the small shards, oldest first, into shards of up to :data:`MERGE_BYTES` (each new
+        file written before the old ones are removed); full shards are left as they are.
+
+        Memory: about ``MERGE_BYTES`` at a time. A text cached twice within a merged group is kept
+        once (duplicates across groups are harmless: a lookup takes the first one)."""
+        group: list[Path] = []
+        size = 0
+        for shard in self._shards():
+            try:
+                n = shard.stat().st_size
+            except OSError:
+                continue   # removed by a concurrent compaction
+            if n >= MERGE_BYTES // 2:
+                continue
+            if group and size + n > MERGE_BYTES:
+                self._merge(group)
+                group, size = [], 0
+            group.append(shard)
+            size += n
+        if len(group) > 1:
+            self._merge(group)
+
+    def _merge(self, shards: list[Path]) -> None:
         texts: list[str] = []
         parts = []
         seen: set[str] = set()
@@ -177,7 +203,7 @@ class TextEmbeddingCache:
             parts.append(got[1][keep])
         if not parts:
             return
-        name = f"shard-{time.time_ns():020d}-{os.getpid()}-merged.safetensors"
+        name = f"shard-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}-merged.safetensors"
         try:
             self._write(self.folder / name, texts, torch.cat(parts))
         except OSError:
