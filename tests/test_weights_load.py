@@ -173,29 +173,31 @@ def test_transformers_model_does_not_import_open_clip(hf_clip_dir):
                                                           "timm": False}
 
 
-@pytest.mark.slow
-def test_transformers_is_loaded_into_open_clip_when_a_model_needs_it():
-    code = ("import sys; from coderclip.encoders.openclip import import_open_clip; "
-            "oc = import_open_clip(); before = oc.hf_model.transformers is None; "
-            "oc = import_open_clip(needs_transformers=True); "
-            "print(before, oc.hf_model.AutoConfig is sys.modules['transformers'].AutoConfig)")
+def _fresh_python(code: str) -> list[str]:
+    """The words ``code`` prints in a fresh interpreter (nothing imported before it)."""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": SRC})
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "True"]
+    return out.stdout.split()
+
+
+@pytest.mark.slow
+def test_transformers_is_loaded_into_open_clip_when_a_model_needs_it():
+    assert _fresh_python(
+        "import sys; from coderclip.encoders.openclip import import_open_clip; "
+        "oc = import_open_clip(); before = oc.hf_model.transformers is None; "
+        "oc = import_open_clip(needs_transformers=True); "
+        "print(before, oc.hf_model.AutoConfig is sys.modules['transformers'].AutoConfig)") == ["True", "True"]
 
 
 @pytest.mark.slow
 def test_timm_is_loaded_into_open_clip_when_a_model_needs_it():
-    code = ("import sys; from coderclip.encoders.openclip import import_open_clip, _needs_timm; "
-            "oc = import_open_clip(); before = oc.timm_model.timm is None; "
-            "needs = (_needs_timm('ViT-B-32'), _needs_timm('convnext_base')); "
-            "oc = import_open_clip(needs_timm=True); "
-            "print(before, oc.timm_model.timm is sys.modules['timm'], *needs)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONPATH": SRC})
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "True", "False", "True"]
+    assert _fresh_python(
+        "import sys; from coderclip.encoders.openclip import import_open_clip, _needs_timm; "
+        "oc = import_open_clip(); before = oc.timm_model.timm is None; "
+        "needs = (_needs_timm('ViT-B-32'), _needs_timm('convnext_base')); "
+        "oc = import_open_clip(needs_timm=True); "
+        "print(before, oc.timm_model.timm is sys.modules['timm'], *needs)") == ["True", "True", "False", "True"]
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
