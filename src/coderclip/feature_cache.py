@@ -70,7 +70,7 @@ def file_list_digest(paths, root: str | os.PathLike | None = None) -> str:
             size, mtime = st.st_size, st.st_mtime_ns
         except OSError:
             size, mtime = -1, 0
-        h.update(f"{rel}\0{size}\0{mtime}\n".encode())
+        h.update(os.fsencode(rel) + f"\0{size}\0{mtime}\n".encode())   # names need not be UTF-8
     return h.hexdigest()
 
 
