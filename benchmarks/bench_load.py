@@ -205,9 +205,10 @@ def main() -> int:
             cli_runs.append(run_cli(cli))
         st = {"open_clip_plain": median_of(runs["safetensors"]["open_clip"], lambda x: x["wall_s"]),
               "coderclip_encoder": median_of(runs["safetensors"]["coderclip"], lambda x: x["wall_s"]),
-              "coderclip_classify_cli": statistics.median(cli_runs),
-              "transformers_plain": median_of(runs["hf"]["transformers"], lambda x: x["wall_s"]),
-              "coderclip_hf_encoder": median_of(runs["hf"]["coderclip"], lambda x: x["wall_s"])}
+              "coderclip_classify_cli": statistics.median(cli_runs)}
+        if "hf" in runs:   # only when the transformers folder is among --formats
+            st["transformers_plain"] = median_of(runs["hf"]["transformers"], lambda x: x["wall_s"])
+            st["coderclip_hf_encoder"] = median_of(runs["hf"]["coderclip"], lambda x: x["wall_s"])
         base = st["open_clip_plain"]
         result["startup"] = {"wall_s": st, "ratio_vs_open_clip_plain": {k: v / base for k, v in st.items()},
                              "cli_command": "coderclip " + " ".join(cli)}
