@@ -127,3 +127,26 @@ def test_ctrl_c_during_classify_finishes_the_batch_and_resumes(capsys, tmp_path,
     # CSV cannot tell whether its last image's rows are all there, so that image is redone too
     assert "3 image(s) already done" in err and len(calls) == 2
     assert len(out_csv.read_text().splitlines()) == 1 + 6 * 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_evaluate_says_saved_features_are_reused(capsys, tmp_path, monkeypatch,
+                                                                 open_clip_spec):
+    from PIL import Image
+
+    from coderclip.encoders.openclip import OpenClipEncoder
+
+    data = tmp_path / "data"
+    for name in ("lime", "lemon"):
+        (data / name).mkdir(parents=True)
+        Image.new("RGB", (16, 16), (90, 160, 40)).save(data / name / "0.png")
+    k = _knowledge(tmp_path / "k.json")
+
+    def interrupt(self, pixels):
+        raise KeyboardInterrupt    # Ctrl-C while the images are encoded
+
+    monkeypatch.setattr(OpenClipEncoder, "_encode_image_batch", interrupt)
+    code, out, err = cli(capsys, "evaluate", data, "-m", open_clip_spec, "-k", k, "--report",
+                         tmp_path / "r.json")
+    assert_one_clean_line(code, err, 130, "interrupted", "image features already saved in the cache")
+    assert not (tmp_path / "r.json").exists()

@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except KeyboardInterrupt:
-        _say(args, "interrupted before any results were written; run the command again",
-             debug=args.debug)
+        _say(args, "interrupted; run the command again (text embeddings and image features already "
+                   "saved in the cache are reused)", debug=args.debug)
         return EXIT_INTERRUPTED
     except BaseException as e:  # noqa: BLE001 - the one place that turns failures into a message
         if isinstance(e, SystemExit):
