@@ -1,12 +1,16 @@
-"""Train the testbed's image tower against the frozen MiniLM text tower ("locked text" tuning).
+"""Train the testbed's image tower (and optionally a small text head) against the frozen MiniLM
+text tower.
 
-    python -m coderclip.testbed.train --seed 0 --out src/coderclip/testbed/weights
+    python -m coderclip.testbed.train --seed 0 --named 0.5 --name-rate 0.2 --wrong-name 0.1
+        --text-head 128 --head-lr-scale 0.1 --out runs/testbed      (one command, on one line)
 
-Steps: render ``--n-train`` random scenes of the world with one caption each (attribute
-combinations drawn uniformly; no evaluation class, recipe or class name is involved), embed the
-distinct captions once with MiniLM, then train the CNN with the CLIP loss (learnable temperature)
-for ``--epochs`` passes. Writes ``testbed_image_tower.safetensors`` and ``testbed_image_tower.json``
-(the command, seeds, data sizes, losses and timings) into ``--out``.
+Steps: render ``--scenes`` training scenes with one caption each — random attribute combinations
+with descriptive captions, and with ``--named`` a share of named objects (the evaluation classes
+and distractors, drawn on the training stream, see :mod:`coderclip.testbed.named`) whose captions
+sometimes name them — embed the distinct captions once with MiniLM, then train with the CLIP loss
+(learnable temperature) for ``--epochs`` passes. Writes ``testbed_image_tower.safetensors`` and
+``testbed_image_tower.json`` (the command, seeds, data sizes, losses, timings and the validation
+diagnostic) into ``--out``.
 """
 
 from __future__ import annotations
