@@ -192,8 +192,8 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     info = machine()
-    info["note"] = ("2 logical CPUs shared with other jobs (other agents were running); "
-                    f"torch threads {torch.get_num_threads()}")
+    info["torch_threads"] = torch.get_num_threads()
+    info["load_average_at_start"] = os.getloadavg()
     print(json.dumps(info, indent=1))
     results: dict = {"machine": info, "classify": [], "cache": None, "encoder": None}
 

@@ -108,6 +108,22 @@ def test_compaction_merges_small_shards_only_up_to_a_size(tmp_path, monkeypatch)
     assert missing == [] and torch.allclose(got, enc.encode_texts(big + small + ["probe"]))
 
 
+def test_full_shards_do_not_trigger_merges(tmp_path, monkeypatch):
+    from coderclip.bank import cache as cache_module
+
+    enc = HashEncoder(64)
+    cache = TextEmbeddingCache(enc.identity, tmp_path)
+    for b in range(MAX_SHARDS + 2):             # more full shards than MAX_SHARDS
+        texts = [f"block {b} text {i}" for i in range(50)]
+        cache.add(texts, enc.encode_texts(texts), compact=False)
+    full = min(p.stat().st_size for p in cache.folder.glob("shard-*"))
+    monkeypatch.setattr(cache_module, "MERGE_BYTES", 2 * full)   # every block is "full"
+    for i in range(3):
+        cache.add([f"small {i}"], enc.encode_texts([f"small {i}"]))
+    assert not cache.needs_merge()
+    assert not any("merged" in p.name for p in cache.folder.glob("shard-*"))   # nothing rewritten
+
+
 def test_concurrent_writers_never_corrupt(tmp_path):
     texts = [f"sentence number {i}" for i in range(40)]
     ctx = mp.get_context("spawn")

@@ -201,8 +201,26 @@ def test_an_unwritable_cache_is_skipped_with_a_warning(dataset, monkeypatch, cap
     stream = _stream(enc, dataset)
     kept, emb, _ = _all(stream)
     assert kept == [0, 1, 2, 4, 5, 6, 7] and enc.image_calls == 7 and emb.shape == (7, 16)
-    assert stream.folder is None and not stream.hit
+    assert not stream.hit and not list(stream.folder.glob("shard-*"))
     assert caplog.text.count("could not write the feature cache") == 1
+
+
+def test_shards_on_disk_are_still_read_after_a_write_fails(dataset, monkeypatch):
+    first = CountingEncoder()
+    _all(_stream(first, dataset))                       # all four shards on disk
+    folder = _stream(first, dataset).folder
+    shard_file(folder, 0).unlink()                      # shard 0 must be encoded again ...
+    real = store.write
+
+    def refuse(path, *a, **kw):                         # ... and cannot be written
+        raise store.StoreError(f"cannot write {path}: disk full")
+
+    monkeypatch.setattr(store, "write", refuse)
+    enc = CountingEncoder()
+    kept, emb, _ = _all(_stream(enc, dataset))
+    assert kept == [0, 1, 2, 4, 5, 6, 7] and enc.image_calls == 2   # shards 1-3 read, not re-encoded
+    monkeypatch.setattr(store, "write", real)
+    assert torch.equal(emb, _all(_stream(CountingEncoder(), dataset, cache=False))[1])
 
 
 def test_a_stream_is_read_once_and_names_its_rows(dataset):

@@ -59,6 +59,19 @@ def test_evaluate_writes_per_image_predictions(tmp_path, open_clip_encoder, smal
     assert report["methods"]["coder-rerank"]["top1"] == pytest.approx(top1)
 
 
+def test_no_readable_image_leaves_no_predictions_file(tmp_path, open_clip_encoder, small_knowledge):
+    from coderclip.errors import DatasetError
+
+    root = tmp_path / "data"
+    for c in ("lime", "lemon", "orange"):
+        (root / c).mkdir(parents=True)
+        (root / c / "0.png").write_bytes(b"not an image")
+    with pytest.raises(DatasetError, match="could be read"):
+        evaluate(open_clip_encoder, small_knowledge, str(root), num_workers=0, cache=False,
+                 predictions=tmp_path / "pred.csv")
+    assert list(tmp_path.glob("pred.csv*")) == []
+
+
 def test_rows_stream_and_labels_come_last(tmp_path, open_clip_encoder, small_knowledge):
     bank = TextBank.build(small_knowledge, open_clip_encoder, types=TEXT_TYPES, cache=False)
     sink = PerImagePredictions(tmp_path / "p.csv", MethodRanker(bank, k=2), bank.class_names,

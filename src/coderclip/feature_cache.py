@@ -183,13 +183,13 @@ def _write_shard(path: Path, key: dict, index: int, shard: _Shard, dim: int) -> 
     store.write(path, tensors, meta, strings=strings)
 
 
-def _in_order(rows: list[int], emb: torch.Tensor) -> tuple[list[int], torch.Tensor]:
-    """A batch's rows sorted by dataset index (device decoding gives JPEGs first), embeddings as
-    CPU float32."""
-    emb = emb.detach().to("cpu", torch.float32)
+def _in_order(rows: list[int], emb: torch.Tensor, cpu: bool = True) -> tuple[list[int], torch.Tensor]:
+    """A batch's rows sorted by dataset index (device decoding gives JPEGs first); embeddings as
+    CPU float32 (for a shard), or where the encoder left them (``cpu=False``)."""
+    emb = emb.detach().to("cpu", torch.float32) if cpu else emb.detach()
     if any(a > b for a, b in zip(rows, rows[1:])):
         order = sorted(range(len(rows)), key=rows.__getitem__)
-        rows, emb = [rows[k] for k in order], emb[torch.tensor(order, dtype=torch.int64)]
+        rows, emb = [rows[k] for k in order], emb[torch.tensor(order, dtype=torch.int64, device=emb.device)]
     return rows, emb
 
 
@@ -240,9 +240,14 @@ class FeatureStream:
                  cache: bool = True, show_progress_bar: bool = False, decode: str = "cpu",
                  encoded_batches: Callable | None = None, shard_images: int | None = None):
         self.encoder, self.dataset = encoder, dataset
-        self.key = feature_cache_key(encoder, dataset, decode=decode, shard_images=shard_images)
-        self.folder: Path | None = cache_folder(self.key) if cache and encoded_batches is None else None
-        self.shard_images, self.dim = self.key["shard_images"], encoder.embed_dim
+        use_cache = cache and encoded_batches is None
+        # the key stats every file: only computed when the cache is used
+        self.key = feature_cache_key(encoder, dataset, decode=decode, shard_images=shard_images) \
+            if use_cache else None
+        self.folder: Path | None = cache_folder(self.key) if use_cache else None
+        self._writing = use_cache   # false after a shard could not be written; reading goes on
+        self.shard_images = self.key["shard_images"] if use_cache else (shard_images or SHARD_IMAGES)
+        self.dim = encoder.embed_dim
         self.shards = -(-len(dataset.paths) // self.shard_images)
         self._encode = encoded_batches or functools.partial(iter_encoded_batches, decode=decode)
         self._options = {"batch_size": batch_size, "num_workers": num_workers,
@@ -314,7 +319,7 @@ class FeatureStream:
         for idx, emb, bad in batches:
             self.failures.extend(bad)
             if len(idx):
-                rows, emb = _in_order([lo + int(i) for i in idx], emb)
+                rows, emb = _in_order([lo + int(i) for i in idx], emb, cpu=False)
                 self.kept.extend(rows)
                 yield rows, emb
 
@@ -336,13 +341,13 @@ class FeatureStream:
                 part_rows, part, rows, emb = rows[:k], emb[:k], rows[k:], emb[k:]
                 part_failed = [f for f in failed if f[0] < shard_end]
                 failed = failed[len(part_failed):]
-                if self.folder is not None:
+                if self._writing:
                     shard.kept.extend(part_rows)
                     shard.parts.append(part)
                     shard.failures.extend(part_failed)
                 if end >= shard_end:   # the shard's last image is encoded: keep it
                     self.shards_encoded += 1
-                    if self.folder is not None:
+                    if self._writing:
                         self._save(t, shard)
                     shard = _Shard()
                 self.failures.extend((p, why) for _, p, why in part_failed)
@@ -365,8 +370,9 @@ class FeatureStream:
                 atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
             _write_shard(shard_file(folder, index), self.key, index, shard, self.dim)
         except OSError as e:   # StoreError and OutputError are OSErrors
-            log.warning("could not write the feature cache %s (%s); continuing without it", folder, e)
-            self.folder = None
+            log.warning("could not write the feature cache %s (%s); continuing without writing it",
+                        folder, e)
+            self._writing = False   # shards already on disk are still read
 
 
 def _read_json(path: Path):
@@ -386,12 +392,12 @@ def stream_features(encoder, dataset, **options) -> FeatureStream:
 @dataclasses.dataclass
 class CachedFeatures:
     """Embeddings of a dataset split and where they came from (``path``: the cache folder, or
-    ``None`` when the cache was not used)."""
+    ``None`` when the cache was not used; ``key`` likewise)."""
 
     encoded: EncodedImages
     hit: bool
     path: Path | None
-    key: dict
+    key: dict | None
 
 
 def encode_dataset(encoder, dataset, *, batch_size: int = 64, num_workers: int | None = None,
@@ -402,7 +408,7 @@ def encode_dataset(encoder, dataset, *, batch_size: int = 64, num_workers: int |
     iterate :func:`stream_features` instead."""
     stream = stream_features(encoder, dataset, batch_size=batch_size, num_workers=num_workers,
                              cache=cache, show_progress_bar=show_progress_bar, decode=decode)
-    parts = [emb for _, emb in stream]
+    parts = [emb.to("cpu", torch.float32) for _, emb in stream]
     emb = torch.cat(parts) if parts else torch.empty(0, encoder.embed_dim)
     return CachedFeatures(EncodedImages(embeddings=emb, kept=stream.kept, failures=stream.failures),
                           stream.hit, stream.folder, stream.key)

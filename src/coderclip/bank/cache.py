@@ -60,6 +60,22 @@ class TextEmbeddingCache:
         self._note_other_versions()
         return sorted(self.folder.glob("shard-*.safetensors")) if self.folder.is_dir() else []
 
+    def _small_shards(self) -> list[Path]:
+        """The shards a merge would combine (under half of :data:`MERGE_BYTES`), oldest first."""
+        small = []
+        for shard in self._shards():
+            try:
+                if shard.stat().st_size < MERGE_BYTES // 2:
+                    small.append(shard)
+            except OSError:
+                continue   # removed by a concurrent merge
+        return small
+
+    def needs_merge(self) -> bool:
+        """Whether more than :data:`MAX_SHARDS` small shards have accumulated (full shards do not
+        count: a big cache does not re-merge its remainder on every write)."""
+        return len(self._small_shards()) > MAX_SHARDS
+
     def _note_other_versions(self) -> None:
         """One note per process and folder about shards this version does not read (never removed)."""
         if self.model_folder in _noted or not self.model_folder.is_dir():
@@ -159,7 +175,7 @@ class TextEmbeddingCache:
             log.warning("could not write the text-embedding cache in %s (%s); continuing without it",
                         self.folder, e.strerror or e)
             return
-        if compact and len(self._shards()) > MAX_SHARDS:
+        if compact and self.needs_merge():
             self.compact()
 
     def _write(self, path: Path, texts: list[str], emb: torch.Tensor) -> None:
@@ -174,13 +190,11 @@ class TextEmbeddingCache:
         once (duplicates across groups are harmless: a lookup takes the first one)."""
         group: list[Path] = []
         size = 0
-        for shard in self._shards():
+        for shard in self._small_shards():
             try:
                 n = shard.stat().st_size
             except OSError:
                 continue   # removed by a concurrent compaction
-            if n >= MERGE_BYTES // 2:
-                continue
             if group and size + n > MERGE_BYTES:
                 self._merge(group)
                 group, size = [], 0
@@ -270,7 +284,7 @@ def cached_encode(texts: Sequence[str], encode: Callable[[list[str]], torch.Tens
                     raise Interrupted(kept())
         except KeyboardInterrupt:
             raise Interrupted(kept()) from None
-    if cache is not None and len(cache._shards()) > MAX_SHARDS:
+    if cache is not None and cache.needs_merge():
         cache.compact()
     assert out is not None
     return out, len(missing)

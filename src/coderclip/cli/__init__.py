@@ -70,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except KeyboardInterrupt:
-        _say(args, "interrupted; run the command again (text embeddings and image features already "
-                   "saved in the cache are reused)", debug=args.debug)
+        _say(args, _interrupted(args), debug=args.debug)
         return EXIT_INTERRUPTED
     except BaseException as e:  # noqa: BLE001 - the one place that turns failures into a message
         if isinstance(e, SystemExit):
@@ -79,6 +78,21 @@ def main(argv: list[str] | None = None) -> int:
         message, code = describe_failure(e)
         _say(args, message, debug=args.debug)
         return code
+
+
+#: Commands that save image features to the cache as they go (a rerun reads them back).
+_CACHES_IMAGE_FEATURES = ("evaluate", "benchmark", "fewshot")
+
+
+def _interrupted(args) -> str:
+    """The Ctrl-C line for a command without its own: what a rerun reuses, if anything."""
+    no_cache = getattr(args, "no_cache", None)   # None: the command has no cache
+    if no_cache is None or no_cache:
+        return "interrupted; run the command again"
+    if args.command in _CACHES_IMAGE_FEATURES:
+        return ("interrupted; run the command again (text embeddings and image features already "
+                "saved in the cache are reused)")
+    return "interrupted; run the command again (text embeddings already saved in the cache are reused)"
 
 
 def describe_failure(e: BaseException) -> tuple[str, int]:

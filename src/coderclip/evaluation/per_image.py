@@ -138,6 +138,12 @@ class PerImagePredictions:
         return self.path
 
 
+    def discard(self) -> None:
+        """Close and remove the unfinished rows (nothing was predicted, or the run failed)."""
+        self._writer.close()
+        self.partial.unlink(missing_ok=True)
+
+
 class _CsvRows:
     def __init__(self, path: Path, columns: list[str]):
         self.f = open(path, "w", newline="", encoding="utf-8")

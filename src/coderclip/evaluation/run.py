@@ -48,7 +48,12 @@ def predict_then_label(x: torch.Tensor | Iterable[torch.Tensor], bank: TextBank,
         pred.add(xb)
         if per_image is not None:
             per_image.add(xb)
-    preds = pred.result()
+    try:
+        preds = pred.result()
+    except NothingScored:
+        if per_image is not None:
+            per_image.discard()   # no image could be read: leave no empty predictions file behind
+        raise
     if guard is not None:
         guard.final()
     labels = np.asarray(labels_of())
