@@ -164,3 +164,13 @@ def test_classify_does_not_resume_a_file_with_the_old_keys(tmp_path, open_clip_s
     (tmp_path / "out.jsonl.run.json").write_text(json.dumps(record))
     assert main(argv) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_summary_shows_the_recall_column_only_when_a_method_has_it():
+    from coderclip.reports.tables import format_summary
+
+    report = {"dataset": {"name": "d", "classes": 2}, "n_images": 4,
+              "methods": {"clip": {"label": "CLIP", "top1": 50.0, "top5": 100.0}}}
+    assert "recall" not in format_summary(report)            # e.g. the demo's means over seeds
+    report["methods"]["clip"]["mean_per_class_recall"] = 50.0
+    assert "mean per-class recall %" in format_summary(report)
