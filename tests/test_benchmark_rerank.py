@@ -196,6 +196,15 @@ def test_evaluate_with_val_images_chooses_tau_and_k_on_them(designed_case):
     assert p["selection"]["images"] == 7
     assert chosen["rerank"]["reranked"] == 0
     assert chosen["provenance"]["labels_read_after_predictions"] is True
+    # with the cache on, the validation images are embedded once, like the test images
+    counting = DyingEncoder()
+    first = evaluate(counting, kn, test, tau=0.5, top_k=2, taus=(0.0, 0.5, 1.0), ks=(2,), num_workers=0,
+                     val_dataset=val)
+    calls = counting.image_calls
+    again = evaluate(counting, kn, test, tau=0.5, top_k=2, taus=(0.0, 0.5, 1.0), ks=(2,), num_workers=0,
+                     val_dataset=val)
+    assert calls > 0 and counting.image_calls == calls
+    assert again["protocol"] == first["protocol"] == p
 
 
 class DyingEncoder(CountingImages, DesignedEncoder):

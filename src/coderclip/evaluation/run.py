@@ -118,7 +118,7 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
     if val_dataset is not None:
         protocol = choose_on_val(encoder, bank, kn, val_dataset, tau=tau, top_k=top_k, taus=taus, ks=ks,
                                  batch_size=batch_size, num_workers=num_workers,
-                                 show_progress_bar=show_progress_bar)
+                                 show_progress_bar=show_progress_bar, cache=cache, decode=decode)
         tau, top_k = protocol["tau"], protocol["top_k"]
         taus = taus if tau in taus else tuple(sorted({*taus, tau}))
 
@@ -144,17 +144,18 @@ def evaluate(encoder: Encoder, knowledge: Knowledge, dataset, *, tau: float = DE
 def choose_on_val(encoder: Encoder, bank: TextBank, knowledge: Knowledge, val_dataset, *, tau: float,
                   top_k: int, taus: Sequence[float] = DEFAULT_TAUS, ks: Sequence[int] = DEFAULT_KS,
                   batch_size: int = 64, num_workers: int | None = None,
-                  show_progress_bar: bool = False) -> dict:
-    """The evaluation protocol with τ and K chosen on labelled validation images."""
-    from ..images import encode_image_files
+                  show_progress_bar: bool = False, cache: bool = True, decode: str = "cpu") -> dict:
+    """The evaluation protocol with τ and K chosen on labelled validation images (their
+    embeddings go through the feature cache like the test images', unless ``cache`` is false)."""
+    from ..feature_cache import encode_dataset
 
     if list(val_dataset.class_names) != list(knowledge.class_names):
         missing = sorted(set(val_dataset.class_names) ^ set(knowledge.class_names))[:5]
         raise DatasetError(f"the validation images {val_dataset.name!r} have other classes than the "
                            f"evaluated images (e.g. {missing}); give a validation set with the same "
                            "class folders or labels")
-    enc = encode_image_files(encoder, val_dataset.paths, batch_size=batch_size, num_workers=num_workers,
-                             show_progress_bar=show_progress_bar)
+    enc = encode_dataset(encoder, val_dataset, batch_size=batch_size, num_workers=num_workers,
+                         cache=cache, show_progress_bar=show_progress_bar, decode=decode).encoded
     if not enc.kept:
         raise DatasetError(f"none of the {len(val_dataset)} validation images of {val_dataset.name} "
                            "could be read")
