@@ -193,9 +193,9 @@ def test_transformers_is_loaded_into_open_clip_when_a_model_needs_it():
 @pytest.mark.slow
 def test_timm_is_loaded_into_open_clip_when_a_model_needs_it():
     assert _fresh_python(
-        "import sys; from coderclip.encoders.openclip import import_open_clip, _needs_timm; "
+        "import sys; from coderclip.encoders.openclip import import_open_clip, _model_config, _needs_timm; "
         "oc = import_open_clip(); before = oc.timm_model.timm is None; "
-        "needs = (_needs_timm('ViT-B-32'), _needs_timm('convnext_base')); "
+        "needs = (_needs_timm(_model_config('ViT-B-32')), _needs_timm(_model_config('convnext_base'))); "
         "oc = import_open_clip(needs_timm=True); "
         "print(before, oc.timm_model.timm is sys.modules['timm'], *needs)") == ["True", "True", "False", "True"]
 

@@ -218,8 +218,9 @@ def _failed_rows(paths, lo: int, start: int, stop: int, kept: list[int],
 
 class FeatureStream:
     """The embeddings of a dataset split as ``(kept, embeddings)`` batches in dataset order:
-    ``kept`` the dataset indices ``[n]`` of the rows, ``embeddings`` ``[n, D]`` unit rows (CPU,
-    float32), ``n`` at most one shard (:data:`SHARD_IMAGES`). Iterate it once.
+    ``kept`` the dataset indices ``[n]`` of the rows, ``embeddings`` ``[n, D]`` unit rows (CPU
+    float32 when the cache is used; otherwise as the encoder returned them), ``n`` at most one
+    shard (:data:`SHARD_IMAGES`). Iterate it once.
 
     Finished shards are read from the cache; missing ones are encoded and each is written as soon
     as its last image is encoded, so an interrupted run leaves its finished shards for the next.

@@ -60,15 +60,17 @@ class TextEmbeddingCache:
         self._note_other_versions()
         return sorted(self.folder.glob("shard-*.safetensors")) if self.folder.is_dir() else []
 
-    def _small_shards(self) -> list[Path]:
-        """The shards a merge would combine (under half of :data:`MERGE_BYTES`), oldest first."""
+    def _small_shards(self) -> list[tuple[Path, int]]:
+        """The shards a merge would combine (under half of :data:`MERGE_BYTES`), oldest first,
+        with their sizes in bytes."""
         small = []
         for shard in self._shards():
             try:
-                if shard.stat().st_size < MERGE_BYTES // 2:
-                    small.append(shard)
+                size = shard.stat().st_size
             except OSError:
                 continue   # removed by a concurrent merge
+            if size < MERGE_BYTES // 2:
+                small.append((shard, size))
         return small
 
     def needs_merge(self) -> bool:
@@ -190,11 +192,7 @@ class TextEmbeddingCache:
         once (duplicates across groups are harmless: a lookup takes the first one)."""
         group: list[Path] = []
         size = 0
-        for shard in self._small_shards():
-            try:
-                n = shard.stat().st_size
-            except OSError:
-                continue   # removed by a concurrent compaction
+        for shard, n in self._small_shards():
             if group and size + n > MERGE_BYTES:
                 self._merge(group)
                 group, size = [], 0

@@ -47,8 +47,9 @@ class OpenClipEncoder(Encoder):
         self.dtype = resolve_dtype(precision, self.device)
         self.model_name, self.pretrained = model, pretrained
         weights_id, offline = _check_weights(model, pretrained, cache_dir)
-        open_clip = import_open_clip(needs_transformers=_needs_transformers(model),
-                                     needs_timm=_needs_timm(model))
+        cfg = _model_config(model)
+        open_clip = import_open_clip(needs_transformers=_needs_transformers(cfg),
+                                     needs_timm=_needs_timm(cfg))
         try:
             with hub_offline_mode(offline):
                 clip, preprocess = create_model(model, pretrained, self.dtype, self.device, cache_dir)
@@ -137,19 +138,19 @@ def _model_config(model: str) -> dict | None:
     return import_open_clip().get_model_config(model.replace("/", "-")) or {}
 
 
-def _needs_transformers(model: str) -> bool:
-    """Whether an open_clip model may need transformers: a Hugging Face text tower or tokenizer,
-    or CoCa. Hub models are not inspected before download, so they count as needing it."""
-    cfg = _model_config(model)
+def _needs_transformers(cfg: dict | None) -> bool:
+    """Whether an open_clip model (its :func:`_model_config`) may need transformers: a Hugging
+    Face text tower or tokenizer, or CoCa. Hub models are not inspected before download (``cfg``
+    is ``None``), so they count as needing it."""
     if cfg is None:
         return True
     text = cfg.get("text_cfg", {}) or {}
     return bool("hf_model_name" in text or "hf_tokenizer_name" in text or "multimodal_cfg" in cfg)
 
 
-def _needs_timm(model: str) -> bool:
-    """Whether an open_clip model may need timm: a timm vision tower (hub models count as yes)."""
-    cfg = _model_config(model)
+def _needs_timm(cfg: dict | None) -> bool:
+    """Whether an open_clip model (its :func:`_model_config`) may need timm: a timm vision tower
+    (hub models count as yes)."""
     return cfg is None or bool((cfg.get("vision_cfg", {}) or {}).get("timm_model_name"))
 
 
